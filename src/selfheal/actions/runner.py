@@ -1,0 +1,151 @@
+"""Running one decided action: written down first, executed under a deadline, recorded after.
+
+The action row is inserted with an idempotency key before the executor is
+called; a second attempt with the same key is refused by the database, so a
+race or a retry can never run one fix twice. A failing executor is caught here,
+at the stage boundary, and recorded on the action; it never stops the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from structlog.contextvars import bound_contextvars
+
+from selfheal.actions.base import ActionRequest, ActionResult, Executor
+from selfheal.decisions.engine import Decision
+from selfheal.errors import ActionError
+from selfheal.events import EventBus
+from selfheal.events import bus as ev
+from selfheal.logging import get_logger
+from selfheal.metrics import AgentMetrics
+from selfheal.services import ServiceSpec
+from selfheal.storage.db import Database
+from selfheal.storage.repositories import actions as repo
+from selfheal.types import ActionStatus
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """A finished run: its row id and what the executor reported."""
+
+    action_id: int
+    action: str
+    result: ActionResult
+
+
+class ActionRunner:
+    """Dispatches decisions to executors by name."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        executors: dict[str, Executor],
+        metrics: AgentMetrics | None,
+        default_timeouts: dict[str, float],
+        raise_errors: bool = False,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._executors = executors
+        self._metrics = metrics
+        self._timeouts = default_timeouts
+        self._raise = raise_errors
+
+    async def run(
+        self,
+        *,
+        spec: ServiceSpec,
+        incident_id: int,
+        incident_type: str,
+        decision: Decision,
+        attempt: int,
+    ) -> ActionRun | None:
+        """Execute once; None when this (incident, action, attempt) already ran."""
+        assert decision.action is not None
+        assert decision.executor is not None
+        key = f"{spec.tenant_id}:{incident_id}:{attempt}:{decision.action}"
+        async with self._db.session() as session:
+            row = await repo.create_action(
+                session=session,
+                tenant_id=spec.tenant_id,
+                incident_id=incident_id,
+                service_id=spec.service_id,
+                incident_type=incident_type,
+                action=decision.action,
+                executor=decision.executor,
+                params=decision.params,
+                idempotency_key=key,
+                decision=decision.as_dict(),
+            )
+        if row is None:
+            log.warning("action_duplicate_refused", idempotency_key=key)
+            return None
+        remediation = spec.remediation.get(decision.action)
+        timeout = (remediation.timeout if remediation else None) or self._timeouts.get(
+            decision.executor, 30.0
+        )
+        request = ActionRequest(
+            spec=spec,
+            action=decision.action,
+            params=decision.params,
+            incident_id=incident_id,
+            action_id=row.id,
+            idempotency_key=key,
+            timeout=timeout,
+        )
+        with bound_contextvars(action_id=row.id, action=decision.action):
+            self._bus.publish(ev.ACTION_STARTED, spec.tenant_id, _event(request, decision.executor))
+            log.info("action_started", executor=decision.executor)
+            result = await self._execute(decision.executor, request)
+            status = ActionStatus.SUCCEEDED if result.ok else ActionStatus.FAILED
+            async with self._db.session() as session:
+                await repo.finish_action(
+                    session=session,
+                    tenant_id=spec.tenant_id,
+                    action_id=row.id,
+                    status=status.value,
+                    result=result.as_dict(),
+                )
+            log.info("action_" + status.value, detail=result.detail)
+        if self._metrics is not None:
+            self._metrics.actions.labels(action=decision.action, outcome=status.value).inc()
+        self._bus.publish(
+            ev.ACTION_FINISHED,
+            spec.tenant_id,
+            _event(request, decision.executor) | {"status": status.value, "detail": result.detail},
+        )
+        return ActionRun(row.id, decision.action, result)
+
+    async def _execute(self, executor_name: str, request: ActionRequest) -> ActionResult:
+        executor = self._executors.get(executor_name)
+        if executor is None:
+            return ActionResult(False, f"no executor named {executor_name!r} is loaded")
+        try:
+            # the executor has the timeout too; this outer one stops a plugin that ignores it
+            return await asyncio.wait_for(executor.execute(request), request.timeout + 2.0)
+        except ActionError as exc:
+            return ActionResult(False, exc.message)
+        except TimeoutError:
+            return ActionResult(False, f"no result within {request.timeout:g}s")
+        except Exception as exc:
+            log.exception("executor_crashed", executor=executor_name)
+            if self._raise:
+                raise
+            return ActionResult(False, f"executor {executor_name} failed: {type(exc).__name__}")
+
+
+def _event(request: ActionRequest, executor: str) -> dict[str, Any]:
+    return {
+        "action_id": request.action_id,
+        "incident_id": request.incident_id,
+        "service_id": request.spec.service_id,
+        "action": request.action,
+        "executor": executor,
+    }

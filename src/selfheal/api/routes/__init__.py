@@ -1,0 +1,16 @@
+"""One router per resource, collected in ``api_router``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from selfheal.api.routes import catalog, events, incidents, services, system
+
+api_router = APIRouter()
+api_router.include_router(system.router)
+api_router.include_router(services.router)
+api_router.include_router(incidents.router)
+api_router.include_router(catalog.router)
+api_router.include_router(events.router)
+
+__all__ = ["api_router"]

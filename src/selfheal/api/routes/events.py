@@ -1,0 +1,105 @@
+"""The live feed of a tenant's events: Server-Sent Events and WebSocket.
+
+One JSON object per event. SSE sends a comment every 15 s so proxies keep the
+connection open. A WebSocket client that cannot set headers (a browser) sends
+``{"api_key": "..."}`` as its first message instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from selfheal.api.deps import AgentDep, PrincipalDep, websocket_agent
+from selfheal.auth import Principal
+from selfheal.events import Subscription
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+KEEPALIVE_SECONDS = 15.0
+AUTH_TIMEOUT_SECONDS = 5.0
+
+
+@router.get(
+    "/stream",
+    summary="Live events (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(request: Request, agent: AgentDep, principal: PrincipalDep) -> StreamingResponse:
+    """Status changes, incidents, decisions and actions of the caller's tenant, as they happen."""
+    subscription = agent.bus.subscribe(principal.tenant_id)
+    return StreamingResponse(
+        _sse(request, subscription),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(request: Request, subscription: Subscription) -> AsyncIterator[str]:
+    try:
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            event = await subscription.get(timeout=KEEPALIVE_SECONDS)
+            if event is None:
+                yield ": keep-alive\n\n"
+                continue
+            payload = json.dumps(event.as_dict(), separators=(",", ":"), default=str)
+            yield f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n"
+    finally:
+        subscription.close()
+
+
+@router.websocket("/ws")
+async def websocket_feed(websocket: WebSocket) -> None:
+    """The same events as the SSE stream, over a WebSocket."""
+    agent = websocket_agent(websocket)
+    principal = agent.keys.authenticate(websocket.headers.get(agent.settings.API_KEY_HEADER))
+    await websocket.accept()
+    if principal is None:
+        principal = await _first_message_auth(websocket, agent)
+        if principal is None:
+            return
+    await websocket.send_json({"type": "connected", "tenant_id": principal.tenant_id})
+    async with agent.bus.subscribe(principal.tenant_id) as subscription:
+        receiver = asyncio.create_task(_drain_client(websocket))
+        try:
+            while not receiver.done():
+                event = await subscription.get(timeout=KEEPALIVE_SECONDS)
+                if event is None:
+                    continue
+                await websocket.send_text(
+                    json.dumps(event.as_dict(), separators=(",", ":"), default=str)
+                )
+        except WebSocketDisconnect:
+            pass
+        finally:
+            receiver.cancel()
+
+
+async def _first_message_auth(websocket: WebSocket, agent: AgentDep) -> Principal | None:
+    try:
+        message = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT_SECONDS)
+    except (TimeoutError, ValueError, WebSocketDisconnect):
+        message = None
+    key = message.get("api_key") if isinstance(message, dict) else None
+    principal = agent.keys.authenticate(key if isinstance(key, str) else None)
+    if principal is None:
+        await websocket.send_json(
+            {"error": {"code": "unauthorized", "message": "a valid API key is required"}}
+        )
+        await websocket.close(code=4401)
+    return principal
+
+
+async def _drain_client(websocket: WebSocket) -> None:
+    """Read (and ignore) client messages so a disconnect is noticed."""
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,117 @@
+"""Incidents: list, detail with timeline and actions, acknowledge, resolve, approve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.schemas import IncidentDetail, IncidentResolve, IncidentsPublic
+from selfheal.api.views import action_public, incident_public, timeline_public
+from selfheal.errors import BadRequestError, ConflictError, NotFoundError
+from selfheal.storage.repositories import actions as actions_repo
+from selfheal.storage.repositories import incidents as repo
+from selfheal.types import IncidentStatus, IncidentType, ServiceKey
+
+router = APIRouter(prefix="/api/incidents", tags=["incidents"])
+
+
+@router.get("", response_model=IncidentsPublic, summary="List incidents, newest first")
+async def list_incidents(
+    agent: AgentDep,
+    principal: PrincipalDep,
+    status: IncidentStatus | None = None,
+    service_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> IncidentsPublic:
+    """Filter by status and service; page with ``cursor``."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise BadRequestError("cursor must be the next_cursor of a previous page")
+        before = int(cursor)
+    async with agent.db.session() as session:
+        rows = await repo.list_incidents(
+            session=session,
+            tenant_id=principal.tenant_id,
+            status=status.value if status else None,
+            service_id=service_id,
+            limit=limit,
+            before_id=before,
+        )
+    next_cursor = str(rows[-1].id) if len(rows) == limit else None
+    return IncidentsPublic(data=[incident_public(r) for r in rows], next_cursor=next_cursor)
+
+
+async def _detail(agent: AgentDep, tenant_id: str, incident_id: int) -> IncidentDetail:
+    async with agent.db.session() as session:
+        row = await repo.get_incident(session=session, tenant_id=tenant_id, incident_id=incident_id)
+        if row is None:
+            raise NotFoundError(f"no incident {incident_id}")
+        steps = await repo.timeline(session=session, tenant_id=tenant_id, incident_id=incident_id)
+        runs = await actions_repo.actions_for_incident(
+            session=session, tenant_id=tenant_id, incident_id=incident_id
+        )
+    return IncidentDetail(
+        **incident_public(row).model_dump(),
+        timeline=[timeline_public(s) for s in steps],
+        actions=[action_public(a) for a in runs],
+    )
+
+
+@router.get("/{incident_id}", response_model=IncidentDetail, summary="One incident")
+async def get_incident(
+    incident_id: int, agent: AgentDep, principal: PrincipalDep
+) -> IncidentDetail:
+    """The incident with its whole timeline and every action taken."""
+    return await _detail(agent, principal.tenant_id, incident_id)
+
+
+@router.post("/{incident_id}/ack", response_model=IncidentDetail, summary="Acknowledge")
+async def acknowledge(incident_id: int, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
+    """Say a person is looking; automation carries on."""
+    await _detail(agent, principal.tenant_id, incident_id)  # 404 if not this tenant's
+    await agent.incidents.acknowledge(principal.tenant_id, incident_id, principal.key_name)
+    return await _detail(agent, principal.tenant_id, incident_id)
+
+
+@router.post("/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve by hand")
+async def resolve(
+    incident_id: int,
+    agent: AgentDep,
+    principal: PrincipalDep,
+    body: Annotated[IncidentResolve | None, Body()] = None,
+) -> IncidentDetail:
+    """Close the incident now; a heal loop working on it stops at its next step."""
+    current = await _detail(agent, principal.tenant_id, incident_id)
+    if current.status == IncidentStatus.RESOLVED:
+        raise ConflictError(f"incident {incident_id} is already resolved")
+    note = body.note if body and body.note else None
+    moved = await agent.incidents.move(
+        principal.tenant_id,
+        incident_id,
+        IncidentStatus.RESOLVED,
+        f"resolved by {principal.key_name}" + (f": {note}" if note else ""),
+        resolution="resolved by hand",
+    )
+    if moved is None:
+        raise ConflictError(f"incident {incident_id} changed state meanwhile; retry")
+    state = agent.monitor.state(ServiceKey(principal.tenant_id, current.service_id))
+    if state is not None:
+        # if the trouble persists, detection opens a fresh incident
+        state.hysteresis.forget(IncidentType(current.type))
+    return await _detail(agent, principal.tenant_id, incident_id)
+
+
+@router.post(
+    "/{incident_id}/approve", response_model=IncidentDetail, summary="Approve a held action"
+)
+async def approve(incident_id: int, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
+    """Release an action that waits for human approval."""
+    await _detail(agent, principal.tenant_id, incident_id)
+    raise ConflictError(
+        f"incident {incident_id} has no action waiting for approval "
+        "(approval policies are not configured)"
+    )

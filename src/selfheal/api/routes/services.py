@@ -1,0 +1,157 @@
+"""Registering, listing, changing and removing services; signed pushes from services."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+
+from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
+from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.schemas import (
+    Accepted,
+    ServiceCreate,
+    ServiceEventIn,
+    ServicePublic,
+    ServiceRegistered,
+    ServicesPublic,
+    ServiceUpdate,
+)
+from selfheal.api.views import service_public
+from selfheal.checks.sample import Sample
+from selfheal.errors import AuthenticationError, NotFoundError, ValidationFailedError
+from selfheal.storage.repositories import services as repo
+from selfheal.types import ServiceKey
+
+router = APIRouter(prefix="/api/services", tags=["services"])
+_replays = ReplayGuard()
+
+
+@router.post(
+    "/register",
+    response_model=ServiceRegistered,
+    summary="Register a service, or update it (upsert on service_id)",
+)
+async def register_service(
+    body: ServiceCreate, agent: AgentDep, principal: PrincipalDep, response: Response
+) -> ServiceRegistered:
+    """Create or replace a service. Fields left out take their defaults; a left-out
+    secret keeps the stored one."""
+    row, created = await agent.fleet.upsert(
+        tenant_id=principal.tenant_id,
+        service_id=body.service_id,
+        actor=principal.key_name,
+        name=body.name,
+        health_url=body.health_url,
+        webhook_url=body.webhook_url,
+        secret=body.secret,
+        tags=body.tags or [],
+        metadata=body.metadata,
+        options=_options(body.model_dump(exclude_unset=True)),
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return ServiceRegistered(created=created, service=service_public(agent, row))
+
+
+def _options(fields: dict[str, Any]) -> dict[str, Any]:
+    names = ("interval", "timeout", "retries", "retry_delay", "cooldown", "thresholds")
+    return {name: fields[name] for name in names if fields.get(name) is not None}
+
+
+@router.get("", response_model=ServicesPublic, summary="List services")
+async def list_services(agent: AgentDep, principal: PrincipalDep) -> ServicesPublic:
+    """Every service of the caller's tenant with its live status."""
+    async with agent.db.session() as session:
+        rows = await repo.list_services(session=session, tenant_id=principal.tenant_id)
+    data = [service_public(agent, row) for row in rows]
+    return ServicesPublic(data=data, count=len(data))
+
+
+@router.get("/{service_id}", response_model=ServicePublic, summary="One service")
+async def get_service(service_id: str, agent: AgentDep, principal: PrincipalDep) -> ServicePublic:
+    """A service with its recent probes."""
+    async with agent.db.session() as session:
+        row = await repo.get_service(
+            session=session, tenant_id=principal.tenant_id, service_id=service_id
+        )
+    if row is None:
+        raise NotFoundError(f"no service {service_id!r}")
+    return service_public(agent, row, recent=True)
+
+
+@router.patch("/{service_id}", response_model=ServicePublic, summary="Change a service")
+async def update_service(
+    service_id: str, body: ServiceUpdate, agent: AgentDep, principal: PrincipalDep
+) -> ServicePublic:
+    """Change only the fields given; ``"secret": null`` is refused (send a new one)."""
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("health_url", "name", "secret"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailedError(f"{name}: cannot be null")
+    if "thresholds" in changes and changes["thresholds"] is not None:
+        changes["thresholds"] = {k: v for k, v in changes["thresholds"].items() if v is not None}
+    row = await agent.fleet.patch(
+        tenant_id=principal.tenant_id,
+        service_id=service_id,
+        actor=principal.key_name,
+        changes=changes,
+    )
+    if row is None:
+        raise NotFoundError(f"no service {service_id!r}")
+    return service_public(agent, row)
+
+
+@router.delete(
+    "/{service_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop monitoring a service"
+)
+async def delete_service(service_id: str, agent: AgentDep, principal: PrincipalDep) -> Response:
+    """Remove a service; its incidents stay as history."""
+    deleted = await agent.fleet.delete(
+        tenant_id=principal.tenant_id, service_id=service_id, actor=principal.key_name
+    )
+    if not deleted:
+        raise NotFoundError(f"no service {service_id!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{service_id}/events",
+    response_model=Accepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="A signed push from a service (heartbeat with figures, or an error)",
+)
+async def push_event(
+    service_id: str, request: Request, agent: AgentDep, principal: PrincipalDep
+) -> Accepted:
+    """Signed with the service's secret (contract headers). A heartbeat counts as a
+    healthy probe carrying the figures it reports."""
+    spec = agent.fleet.spec(ServiceKey(principal.tenant_id, service_id))
+    if spec is None:
+        raise NotFoundError(f"no service {service_id!r}")
+    if not spec.secret:
+        raise AuthenticationError("register the service with a secret before pushing events")
+    raw = await request.body()
+    try:
+        verify(spec.secret, request.headers, raw, service_id=service_id, replay_guard=_replays)
+    except SignatureError as exc:
+        raise AuthenticationError(f"signature rejected: {exc.reason}") from None
+    try:
+        body = ServiceEventIn.model_validate_json(raw or b"{}")
+    except ValueError as exc:
+        raise ValidationFailedError(f"invalid event: {exc}") from None
+    if body.type == "heartbeat":
+        sample = Sample(
+            spec.key,
+            time.time(),
+            True,
+            0.0,
+            reported_status=body.status,
+            cpu=body.cpu,
+            memory=body.memory,
+            error_rate=body.error_rate,
+            latency_ms=body.latency_ms,
+            details=body.metadata,
+        )
+        agent.monitor.observe(spec, sample)
+    return Accepted()

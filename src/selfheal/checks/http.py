@@ -1,0 +1,110 @@
+"""HTTP(S) probes over one shared aiohttp session (the hot path of the agent).
+
+aiohttp costs about a quarter of httpx's CPU per request here, and the probe
+loop is where the agent spends its time, so this is the one place that uses it.
+Any 2xx within the timeout is up; anything else is a classified failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+import aiohttp
+
+from selfheal.checks.health_body import MAX_BODY_BYTES, apply_health_body
+from selfheal.checks.sample import Failure, Sample
+from selfheal.services import ServiceSpec
+
+_HEADERS = {"User-Agent": "selfheal-probe/0.1", "Accept": "application/json"}
+
+
+def make_session(*, max_connections: int = 1000) -> aiohttp.ClientSession:
+    """The shared probe session: pooled keep-alive connections, no cookies, no env proxies."""
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers=_HEADERS,
+        trust_env=False,
+        auto_decompress=True,
+    )
+
+
+class HttpProbe:
+    """Probe a service's health URL once."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        # one ClientTimeout per distinct value, not one per probe
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    async def __call__(self, spec: ServiceSpec) -> Sample:
+        """One probe: never raises, always a Sample."""
+        started_wall = time.time()
+        started = time.perf_counter()
+        try:
+            async with self._session.get(
+                spec.health_url, timeout=self._timeout(spec.timeout), allow_redirects=False
+            ) as response:
+                body = await response.content.read(MAX_BODY_BYTES)
+                status = response.status
+        except TimeoutError:
+            return Sample(
+                spec.key,
+                started_wall,
+                False,
+                (time.perf_counter() - started) * 1000.0,
+                failure=Failure.TIMEOUT,
+                error=f"no answer within {spec.timeout:g}s",
+            )
+        except (aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
+            return Sample(
+                spec.key,
+                started_wall,
+                False,
+                (time.perf_counter() - started) * 1000.0,
+                failure=Failure.UNREACHABLE,
+                error=_describe(exc),
+            )
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if 200 <= status < 300:
+            sample = Sample(spec.key, started_wall, True, elapsed_ms, status_code=status)
+            apply_health_body(sample, body)
+            return sample
+        sample = Sample(
+            spec.key,
+            started_wall,
+            False,
+            elapsed_ms,
+            status_code=status,
+            failure=Failure.HTTP_ERROR,
+            error=f"HTTP {status}",
+        )
+        apply_health_body(sample, body)
+        return sample
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free reason; URLs may carry credentials, so they are left out."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
+        return "TLS certificate or handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"connection failed: {exc.os_error.strerror or type(exc.os_error).__name__}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return type(exc).__name__
+
+
+__all__ = ["HttpProbe", "make_session"]

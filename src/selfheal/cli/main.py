@@ -1,0 +1,156 @@
+"""The ``selfheal`` command: a thin click group that builds settings and runs the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr
+
+from selfheal import __version__
+from selfheal.config import Settings, load_settings
+from selfheal.configfile import FileConfig, load_config_file
+from selfheal.errors import ConfigError, SelfhealError
+from selfheal.logging import configure_logging
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(2)
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and .env, with command-line overrides."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        _fail(exc.message)
+        raise  # unreachable; keeps type checkers content
+
+
+def ensure_api_key(settings: Settings) -> tuple[Settings, str | None]:
+    """Without API_KEYS, create one key once (kept in DATA_DIR) so the API is never open.
+
+    Returns the settings with the key added and the key when it is a generated one
+    (to show on the terminal, never in the logs).
+    """
+    if settings.API_KEYS:
+        return settings, None
+    path = settings.DATA_DIR / "api_key"
+    if path.exists():
+        key = path.read_text().strip()
+    else:
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = "sh_" + secrets.token_urlsafe(24)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+    return settings.model_copy(update={"API_KEYS": [SecretStr(key)]}), key
+
+
+def load_file_config(settings: Settings) -> FileConfig:
+    """The config file named by --config or SELFHEAL_CONFIG, or an empty one."""
+    if settings.SELFHEAL_CONFIG is None:
+        return FileConfig()
+    try:
+        return load_config_file(settings.SELFHEAL_CONFIG)
+    except ConfigError as exc:
+        _fail(exc.message)
+        raise
+
+
+@click.group()
+@click.version_option(__version__, prog_name="selfheal")
+def cli() -> None:
+    """selfheal keeps web services healthy on its own: it detects trouble, applies the
+    fix most likely to work, verifies it, and learns from the outcome."""
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option("--host", help="Address to listen on (default HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default PORT or 5000).")
+def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Run the agent: API, dashboard, monitor and executor in one process."""
+    settings = build_settings(SELFHEAL_CONFIG=config_path, HOST=host, PORT=port)
+    file_config = load_file_config(settings)
+    settings, generated = ensure_api_key(settings)
+    configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format, log_file=settings.LOG_FILE)
+    from selfheal.cli.server import run_server
+
+    url = f"http://{settings.HOST}:{settings.PORT}"
+    click.echo(f"selfheal {__version__} listening on {url}  (API docs: {url}/docs)", err=True)
+    if generated:
+        click.echo(
+            f"No API_KEYS set: using the key stored in {settings.DATA_DIR / 'api_key'}:\n"
+            f"  {generated}",
+            err=True,
+        )
+    code = asyncio.run(run_server(settings, file_config))
+    sys.exit(code)
+
+
+@cli.command("check-config")
+@click.argument("path", type=click.Path(path_type=Path))
+def check_config(path: Path) -> None:
+    """Validate a config file; exit 0 if it is valid, 2 with the line and field if not."""
+    try:
+        config = load_config_file(path)
+    except ConfigError as exc:
+        _fail(exc.message)
+        return
+    click.echo(
+        f"{path}: ok ({len(config.services)} services, {len(config.catalog)} catalog entries, "
+        f"{len(config.notifications)} notification channels)"
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """Manage API keys (each belongs to a tenant)."""
+
+
+@keys.command("create")
+@click.option("--tenant", default="default", show_default=True, help="Tenant the key belongs to.")
+@click.option("--name", default="cli", show_default=True, help="A name for the audit log.")
+def keys_create(tenant: str, name: str) -> None:
+    """Create a key for a tenant and print it (it is stored only as a hash)."""
+    settings = build_settings()
+    key = "sh_" + secrets.token_urlsafe(24)
+
+    async def store() -> None:
+        from selfheal.storage.db import Database
+        from selfheal.storage.repositories.tenants import add_api_key
+
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+            async with db.session() as session:
+                await add_api_key(session=session, tenant_id=tenant, key=key, name=name)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(store())
+    except SelfhealError as exc:
+        _fail(exc.message)
+    click.echo(key)
+
+
+@cli.command()
+@click.option("--duration", type=float, help="Stop by itself after this many seconds.")
+@click.option("--port", type=int, default=5000, show_default=True, help="Agent port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Agent address.")
+def demo(duration: float | None, port: int, host: str) -> None:
+    """Run the agent with a small fleet of demo services that break in different ways."""
+    from selfheal.demo.runner import run_demo
+
+    sys.exit(run_demo(duration=duration, host=host, port=port))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,298 @@
+"""The YAML config file: services, per-service thresholds and remediation, catalog.
+
+Everything in it can also be done through the API; the file is for operators
+who keep their fleet in version control. Errors name the file, the line and
+the field, so a typo at 3 a.m. is a one-line fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from selfheal.errors import ConfigError
+from selfheal.types import IncidentType
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SERVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ACTION_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``10``, ``2.5``, ``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"``, ``"1d"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '10s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 10, '500ms', '10s', '5m'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def check_http_url(value: str) -> str:
+    """Only http(s) URLs can be probed or called back."""
+    if not re.match(r"^https?://", value, re.IGNORECASE):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    AnyHttpUrl(value)  # full syntax check; raises ValueError on nonsense
+    return value
+
+
+class Strict(BaseModel):
+    """Config sections refuse unknown keys: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ThresholdOverrides(Strict):
+    """Per-service overrides of the global thresholds; unset ones use the globals."""
+
+    cpu: float | None = Field(default=None, ge=0, le=100)
+    memory: float | None = Field(default=None, ge=0, le=100)
+    latency_ms: float | None = Field(default=None, gt=0)
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    response_time_ms: float | None = Field(default=None, gt=0)
+
+
+class RemediationSpec(Strict):
+    """How one named action is carried out for one service.
+
+    Exactly one of ``exec`` (a local command; a string runs through ``/bin/sh``,
+    a list runs as is) or ``webhook`` (a signed call to the service's webhook).
+    """
+
+    exec: str | list[str] | None = None
+    webhook: bool | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout: Duration | None = None
+
+    @field_validator("exec")
+    @classmethod
+    def _non_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not value:
+            raise ValueError("exec must be a non-empty command")
+        return value
+
+    @property
+    def executor(self) -> Literal["exec", "webhook"]:
+        """Which executor carries this action out."""
+        return "exec" if self.exec is not None else "webhook"
+
+
+class ServiceConfig(Strict):
+    """One monitored service as written in the config file."""
+
+    id: str = Field(pattern=_SERVICE_ID)
+    name: str | None = Field(default=None, max_length=200)
+    health_url: str
+    webhook_url: str | None = None
+    secret: str | None = Field(default=None, min_length=8, max_length=512, repr=False)
+    interval: Duration | None = Field(default=None, gt=0)
+    timeout: Duration | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=1, le=100)
+    retry_delay: Duration | None = None
+    cooldown: Duration | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    thresholds: ThresholdOverrides = Field(default_factory=ThresholdOverrides)
+    remediation: dict[Annotated[str, Field(pattern=ACTION_NAME)], RemediationSpec] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("health_url", "webhook_url")
+    @classmethod
+    def _http_urls(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+
+class CatalogAction(Strict):
+    """One candidate fix in the catalog, with optional parameters."""
+
+    action: str = Field(pattern=ACTION_NAME)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CatalogEntryConfig(Strict):
+    """The ordered candidate fixes for one incident type; first is tried first."""
+
+    type: IncidentType
+    actions: list[CatalogAction | Annotated[str, Field(pattern=ACTION_NAME)]] = Field(min_length=1)
+
+    def normalised(self) -> list[CatalogAction]:
+        """Actions as objects, whichever spelling the file used."""
+        return [
+            a if isinstance(a, CatalogAction) else CatalogAction(action=a) for a in self.actions
+        ]
+
+
+class NotificationConfig(Strict):
+    """An escalation channel. ``webhook`` posts a signed JSON body."""
+
+    name: str = Field(pattern=_SERVICE_ID)
+    type: Literal["webhook"] = "webhook"
+    url: str
+    secret: str | None = Field(default=None, min_length=8, repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_http_url(value)
+
+
+class PoliciesConfig(Strict):
+    """Guard rails on automation."""
+
+    cooldown: Duration | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    verify_timeout: Duration | None = Field(default=None, gt=0)
+
+
+class FileConfig(Strict):
+    """The whole config file."""
+
+    services: list[ServiceConfig] = Field(default_factory=list)
+    policies: PoliciesConfig = Field(default_factory=PoliciesConfig)
+    catalog: list[CatalogEntryConfig] = Field(default_factory=list)
+    notifications: list[NotificationConfig] = Field(default_factory=list)
+
+    @field_validator("services")
+    @classmethod
+    def _unique_ids(cls, services: list[ServiceConfig]) -> list[ServiceConfig]:
+        seen: set[str] = set()
+        for svc in services:
+            if svc.id in seen:
+                raise ValueError(f"service id {svc.id!r} appears twice")
+            seen.add(svc.id)
+        return services
+
+
+def load_config_file(path: Path) -> FileConfig:
+    """Read, expand ``${VAR}`` references in, and validate a config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = "<config>") -> FileConfig:
+    """Validate config text; errors carry ``source:line: field: problem``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return FileConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the config must be a mapping with keys like 'services:'")
+    try:
+        data = _expand_env(data, path=())
+        return FileConfig.model_validate(data)
+    except _MissingEnvError as exc:
+        line = _line_of(root, exc.path)
+        raise ConfigError(
+            f"{source}:{line}: {_dotted(exc.path)}: environment variable {exc.name} is not set "
+            f"(set it, or write ${{{exc.name}:-default}})"
+        ) from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+            problems.append(f"{source}:{_line_of(root, loc)}: {_dotted(loc)}: {_message(err)}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
+
+
+class _MissingEnvError(Exception):
+    def __init__(self, name: str, path: tuple[str | int, ...]) -> None:
+        self.name, self.path = name, path
+
+
+def _expand_env(value: Any, *, path: tuple[str | int, ...]) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if found is None:
+                if default is None:
+                    raise _MissingEnvError(name, path)
+                return default
+            return found
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, path=(*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, path=(*path, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic adds the union member's name ("str", "CatalogAction") into the location
+    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "list[str]"})
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field (check the spelling; see the config reference in the README)"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
+    """Line (1-based) of the deepest YAML node that the location path reaches."""
+    if node is None:
+        return 1
+    line = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line

@@ -1,0 +1,3 @@
+"""Incidents become decisions: candidate fixes, ranked, filtered by policy."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Turning samples into symptoms: thresholds, hysteresis, the per-service monitor."""
+
+from __future__ import annotations

@@ -1,0 +1,161 @@
+"""The per-probe hot path: a sample in, status and symptoms out.
+
+``Monitor.observe`` runs once per probe, synchronously and without I/O: it
+updates the service's in-memory state, folds the sample into its minute
+rollup, checks thresholds, counts hysteresis and, only when something
+*changes*, hands a signal to the incident stage. It returns when to probe next:
+sooner (RETRY_DELAY) while a symptom waits for confirmation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from selfheal.checks.rollup import RollupBuffer
+from selfheal.checks.sample import Sample
+from selfheal.detectors.hysteresis import Hysteresis
+from selfheal.detectors.thresholds import Symptom, evaluate
+from selfheal.logging import get_logger
+from selfheal.metrics import AgentMetrics
+from selfheal.services import ServiceSpec
+from selfheal.types import IncidentType, ServiceKey, ServiceStatus
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """A symptom seen on enough consecutive probes to open an incident."""
+
+    spec: ServiceSpec
+    symptom: Symptom
+    sample: Sample
+
+
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    """A confirmed symptom gone for enough consecutive probes."""
+
+    spec: ServiceSpec
+    type: IncidentType
+    sample: Sample
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """The service's status moved (up, degraded, down)."""
+
+    spec: ServiceSpec
+    previous: ServiceStatus
+    status: ServiceStatus
+    sample: Sample
+    reason: str
+
+
+Signal = Confirmed | Cleared | StatusChanged
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """What the agent holds in memory about one service between probes."""
+
+    status: ServiceStatus = ServiceStatus.UNKNOWN
+    last: Sample | None = None
+    recent: deque[Sample] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
+    since: float | None = None  # when the status last changed
+
+
+RECENT_SAMPLES = 20
+
+
+def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:
+    """The status one sample shows, with a short reason."""
+    if not sample.ok:
+        return ServiceStatus.DOWN, sample.error or "probe failed"
+    if symptoms:
+        return ServiceStatus.DEGRADED, "; ".join(s.type.value for s in symptoms)
+    return ServiceStatus.UP, "healthy"
+
+
+class Monitor:
+    """In-memory state of every tracked service, updated by each sample."""
+
+    def __init__(
+        self,
+        *,
+        on_signal: Callable[[Signal], None],
+        recovery_probes: int = 1,
+        rollups: RollupBuffer | None = None,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
+        self._on_signal = on_signal
+        self._recovery_probes = recovery_probes
+        self._states: dict[ServiceKey, ServiceState] = {}
+        self.rollups = rollups or RollupBuffer()
+        self._duration = metrics.monitoring_duration if metrics is not None else None
+        self.checks_ok = 0
+        self.checks_failed = 0
+
+    def track(self, key: ServiceKey, status: ServiceStatus = ServiceStatus.UNKNOWN) -> ServiceState:
+        """Start holding state for a service (idempotent)."""
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = ServiceState(status=status)
+        return state
+
+    def untrack(self, key: ServiceKey) -> None:
+        """Forget a removed service."""
+        self._states.pop(key, None)
+        self.rollups.forget(key)
+
+    def state(self, key: ServiceKey) -> ServiceState | None:
+        """The state of one service, if tracked."""
+        return self._states.get(key)
+
+    def observe(self, spec: ServiceSpec, sample: Sample) -> float:
+        """Count one sample in; returns seconds until the next probe."""
+        state = self._states.get(spec.key)
+        if state is None:
+            state = self.track(spec.key)
+        if sample.ok:
+            self.checks_ok += 1
+        else:
+            self.checks_failed += 1
+        if self._duration is not None:
+            self._duration.observe(sample.response_ms / 1000.0)
+        state.last = sample
+        state.recent.append(sample)
+        self.rollups.add(sample)
+
+        symptoms = evaluate(sample, spec.thresholds)
+        status, reason = status_of(sample, symptoms)
+        if status is not state.status:
+            previous, state.status, state.since = state.status, status, sample.at
+            self._on_signal(StatusChanged(spec, previous, status, sample, reason))
+        changes = state.hysteresis.update(
+            symptoms, retries=spec.retries, recovery_probes=self._recovery_probes
+        )
+        if changes is not None:
+            for symptom in changes.opened:
+                self._on_signal(Confirmed(spec, symptom, sample))
+            for kind in changes.cleared:
+                self._on_signal(Cleared(spec, kind, sample))
+        return spec.retry_delay if state.hysteresis.pending else spec.interval
+
+    # -- views for metrics and the API --------------------------------------------------
+
+    def health_rows(self) -> Iterator[tuple[ServiceKey, ServiceStatus, float | None]]:
+        """(service, status, last response time) for the metrics collector."""
+        for key, state in list(self._states.items()):
+            yield key, state.status, state.last.response_ms if state.last else None
+
+    def check_counts(self) -> tuple[int, int]:
+        """Probes made so far: (ok, failed)."""
+        return self.checks_ok, self.checks_failed
+
+    def keys(self) -> Iterable[ServiceKey]:
+        """Every tracked service."""
+        return self._states.keys()

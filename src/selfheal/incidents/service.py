@@ -1,0 +1,193 @@
+"""Opening, moving and closing incidents; every step goes on the timeline and the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from selfheal.checks.sample import Sample
+from selfheal.detectors.thresholds import Symptom
+from selfheal.events import EventBus
+from selfheal.events import bus as ev
+from selfheal.incidents.severity import classify
+from selfheal.incidents.state import sources_of
+from selfheal.logging import get_logger
+from selfheal.metrics import AgentMetrics
+from selfheal.services import ServiceSpec
+from selfheal.storage.db import Database
+from selfheal.storage.repositories import incidents as repo
+from selfheal.storage.tables import Incident
+from selfheal.types import IncidentStatus, IncidentType
+
+log = get_logger(__name__)
+
+
+def incident_dict(row: Incident) -> dict[str, Any]:
+    """The public shape of an incident (API, events, notifications)."""
+    return {
+        "id": row.id,
+        "service_id": row.service_id,
+        "type": row.type,
+        "severity": row.severity,
+        "status": row.status,
+        "summary": row.summary,
+        "details": row.details,
+        "opened_at": row.opened_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
+        "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
+        "acknowledged_by": row.acknowledged_by,
+        "resolution": row.resolution,
+    }
+
+
+class IncidentService:
+    """The only writer of incident state; callers say what happened, this records it."""
+
+    def __init__(self, *, db: Database, bus: EventBus, metrics: AgentMetrics | None) -> None:
+        self._db = db
+        self._bus = bus
+        self._metrics = metrics
+
+    async def open(
+        self, spec: ServiceSpec, symptom: Symptom, sample: Sample
+    ) -> tuple[Incident, bool]:
+        """Open an incident for a confirmed symptom, or return the one already open."""
+        severity = classify(symptom.type, spec.tags)
+        summary = f"{spec.name}: {symptom.type.value.replace('_', ' ')} ({symptom.detail})"
+        details: dict[str, Any] = {"symptom": symptom.detail, "sample": sample.as_dict()}
+        if symptom.observed is not None:
+            details["observed"], details["limit"] = symptom.observed, symptom.limit
+        async with self._db.session() as session:
+            row, created = await repo.open_incident(
+                session=session,
+                tenant_id=spec.tenant_id,
+                service_id=spec.service_id,
+                type=symptom.type.value,
+                severity=severity.value,
+                summary=summary,
+                details=details,
+            )
+            if created:
+                await repo.add_event(
+                    session=session,
+                    tenant_id=spec.tenant_id,
+                    incident_id=row.id,
+                    kind="detected",
+                    message=f"{symptom.type.value} confirmed after {spec.retries} "
+                    f"consecutive bad probes: {symptom.detail}",
+                    data=details,
+                )
+        if created:
+            log.warning(
+                "incident_opened",
+                incident_id=row.id,
+                service_id=spec.service_id,
+                type=row.type,
+                severity=row.severity,
+            )
+            if self._metrics is not None:
+                self._metrics.incidents.labels(type=row.type, severity=row.severity).inc()
+            self._bus.publish(ev.INCIDENT_OPENED, spec.tenant_id, incident_dict(row))
+        return row, created
+
+    async def note(
+        self,
+        tenant_id: str,
+        incident_id: int,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a step to the timeline and tell the live feed."""
+        async with self._db.session() as session:
+            await repo.add_event(
+                session=session,
+                tenant_id=tenant_id,
+                incident_id=incident_id,
+                kind=kind,
+                message=message,
+                data=data,
+            )
+        self._bus.publish(
+            ev.INCIDENT_UPDATED,
+            tenant_id,
+            {"id": incident_id, "event": {"kind": kind, "message": message, "data": data or {}}},
+        )
+
+    async def move(
+        self,
+        tenant_id: str,
+        incident_id: int,
+        to: IncidentStatus,
+        message: str,
+        *,
+        data: dict[str, Any] | None = None,
+        resolution: str | None = None,
+        kind: str | None = None,
+    ) -> Incident | None:
+        """Move to ``to`` if the state machine allows it from where the incident is now.
+
+        Returns the updated incident, or None when it had already moved elsewhere
+        (another writer won); then nothing is recorded. ``kind`` names the timeline
+        step when it is more telling than the new status (``decided``).
+        """
+        async with self._db.session() as session:
+            moved = await repo.transition(
+                session=session,
+                tenant_id=tenant_id,
+                incident_id=incident_id,
+                to=to.value,
+                allowed_from=[s.value for s in sources_of(to)],
+                resolution=resolution,
+            )
+            if not moved:
+                return None
+            await repo.add_event(
+                session=session,
+                tenant_id=tenant_id,
+                incident_id=incident_id,
+                kind=kind or to.value,
+                message=message,
+                data=data,
+            )
+            row = await repo.get_incident(
+                session=session, tenant_id=tenant_id, incident_id=incident_id
+            )
+        assert row is not None
+        event_type = {
+            IncidentStatus.RESOLVED: ev.INCIDENT_RESOLVED,
+            IncidentStatus.ESCALATED: ev.INCIDENT_ESCALATED,
+        }.get(to, ev.INCIDENT_UPDATED)
+        log.info("incident_" + to.value, incident_id=incident_id, service_id=row.service_id)
+        self._bus.publish(event_type, tenant_id, incident_dict(row) | {"message": message})
+        return row
+
+    async def resolve_recovered(self, spec: ServiceSpec, kind: IncidentType) -> Incident | None:
+        """The symptom went away by itself: close an incident nobody is working on.
+
+        Incidents under remediation are left to their heal loop, which will see the
+        recovery in its verification.
+        """
+        async with self._db.session() as session:
+            row = await repo.find_unresolved(
+                session=session,
+                tenant_id=spec.tenant_id,
+                fingerprint=repo.fingerprint_of(spec.service_id, kind.value),
+            )
+        if row is None or row.status not in (IncidentStatus.OPEN, IncidentStatus.ESCALATED):
+            return None
+        return await self.move(
+            spec.tenant_id,
+            row.id,
+            IncidentStatus.RESOLVED,
+            "service healthy again without further action",
+            resolution="recovered",
+        )
+
+    async def acknowledge(self, tenant_id: str, incident_id: int, by: str) -> None:
+        """A person has seen it; automation goes on."""
+        async with self._db.session() as session:
+            await repo.acknowledge(
+                session=session, tenant_id=tenant_id, incident_id=incident_id, by=by
+            )
+        await self.note(tenant_id, incident_id, "acknowledged", f"acknowledged by {by}")

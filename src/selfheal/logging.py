@@ -1,0 +1,80 @@
+"""structlog configured once: JSON lines in production, readable lines in development.
+
+Stage boundaries bind ``service_id``, ``incident_id`` and ``action_id`` with
+``structlog.contextvars.bound_contextvars`` so every line below carries them.
+A last processor masks any value whose key looks like a secret, so a careless
+``log.info(..., secret=...)`` cannot leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+_SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "authorization", "signature")
+REDACTED = "***"
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Mask values of keys that name a secret, at any depth of dicts."""
+    for key, value in list(event_dict.items()):
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            event_dict[key] = REDACTED
+        elif isinstance(value, dict):
+            event_dict[key] = redact_secrets(_logger, _method, dict(value))
+    return event_dict
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    fmt: Literal["console", "json"] = "json",
+    log_file: Path | None = None,
+) -> None:
+    """Set up structlog and the stdlib root logger (uvicorn, sqlalchemy) the same way."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    root = logging.getLogger()
+    root.handlers.clear()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level)
+    # the access log repeats what our own request logging says, at one line per probe
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger for a module; event names are snake_case facts like ``incident_opened``."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

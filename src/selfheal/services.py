@@ -1,0 +1,125 @@
+"""What the agent knows about one monitored service, resolved against the globals.
+
+A ``ServiceSpec`` is immutable: a change through the API or the config file
+builds a new one and hands it to the scheduler. Every stage reads the same spec,
+so "which threshold applies here" is answered in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from selfheal.config import Settings
+from selfheal.configfile import RemediationSpec, ThresholdOverrides
+from selfheal.types import ServiceKey
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Limits a healthy service stays within; ``None`` means not checked."""
+
+    cpu: float
+    memory: float
+    latency_ms: float
+    error_rate: float
+    response_time_ms: float
+
+    @classmethod
+    def resolve(cls, settings: Settings, overrides: ThresholdOverrides | None) -> Thresholds:
+        """Per-service values win over the global settings."""
+        o = overrides or ThresholdOverrides()
+        return cls(
+            cpu=o.cpu if o.cpu is not None else settings.CPU_THRESHOLD,
+            memory=o.memory if o.memory is not None else settings.MEMORY_THRESHOLD,
+            latency_ms=o.latency_ms if o.latency_ms is not None else settings.LATENCY_THRESHOLD,
+            error_rate=o.error_rate if o.error_rate is not None else settings.ERROR_RATE_THRESHOLD,
+            response_time_ms=(
+                o.response_time_ms
+                if o.response_time_ms is not None
+                else settings.RESPONSE_TIME_THRESHOLD
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """A service's effective configuration. ``secret`` is plain text, in memory only."""
+
+    key: ServiceKey
+    name: str
+    health_url: str
+    thresholds: Thresholds
+    interval: float
+    timeout: float
+    retries: int
+    retry_delay: float
+    cooldown: float
+    webhook_url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    remediation: Mapping[str, RemediationSpec] = field(default_factory=dict)
+
+    @property
+    def service_id(self) -> str:
+        """The id the tenant knows the service by."""
+        return self.key.service_id
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant that owns the service."""
+        return self.key.tenant_id
+
+    def can_run(self, action: str) -> str | None:
+        """The executor that would carry ``action`` out here, or None if none can.
+
+        A local command from the config wins; otherwise a service with a webhook
+        URL and a secret to sign with is asked to do it itself, through its SDK.
+        """
+        spec = self.remediation.get(action)
+        if spec is not None and spec.executor == "exec":
+            return "exec"
+        if self.webhook_url and self.secret:
+            return "webhook"
+        return None
+
+
+def build_spec(
+    settings: Settings,
+    *,
+    key: ServiceKey,
+    name: str | None,
+    health_url: str,
+    webhook_url: str | None = None,
+    secret: str | None = None,
+    interval: float | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    retry_delay: float | None = None,
+    cooldown: float | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    metadata: Mapping[str, Any] | None = None,
+    thresholds: ThresholdOverrides | None = None,
+    remediation: Mapping[str, RemediationSpec] | None = None,
+) -> ServiceSpec:
+    """Fill every unset per-service value from the global settings."""
+    interval = interval or settings.CHECK_INTERVAL
+    return ServiceSpec(
+        key=key,
+        name=name or key.service_id,
+        health_url=health_url,
+        webhook_url=webhook_url,
+        secret=secret,
+        interval=interval,
+        # a probe may never outlive its interval, or probes would pile up
+        timeout=min(timeout or settings.CHECK_TIMEOUT, interval),
+        retries=retries or settings.MAX_RETRIES,
+        retry_delay=settings.RETRY_DELAY if retry_delay is None else retry_delay,
+        cooldown=settings.ACTION_COOLDOWN if cooldown is None else cooldown,
+        thresholds=Thresholds.resolve(settings, thresholds),
+        tags=tuple(tags),
+        metadata=dict(metadata or {}),
+        remediation=dict(remediation or {}),
+    )

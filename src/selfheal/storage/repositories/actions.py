@@ -1,0 +1,110 @@
+"""Action runs: written before they run, finished after, verified last."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from selfheal.storage.tables import Action, utcnow
+
+
+async def create_action(
+    *,
+    session: AsyncSession,
+    tenant_id: str,
+    incident_id: int,
+    service_id: str,
+    incident_type: str,
+    action: str,
+    executor: str,
+    params: dict[str, Any],
+    idempotency_key: str,
+    decision: dict[str, Any],
+) -> Action | None:
+    """Record an action as PENDING; None if this idempotency key was already used."""
+    row = Action(
+        tenant_id=tenant_id,
+        incident_id=incident_id,
+        service_id=service_id,
+        incident_type=incident_type,
+        action=action,
+        executor=executor,
+        params=params,
+        idempotency_key=idempotency_key,
+        status="pending",
+        decision=decision,
+        started_at=utcnow(),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return None
+    return row
+
+
+async def finish_action(
+    *, session: AsyncSession, tenant_id: str, action_id: int, status: str, result: dict[str, Any]
+) -> None:
+    """Store what the executor reported."""
+    await session.execute(
+        update(Action)
+        .where(Action.tenant_id == tenant_id, Action.id == action_id)
+        .values(status=status, result=result, finished_at=utcnow())
+    )
+
+
+async def record_outcome(
+    *,
+    session: AsyncSession,
+    tenant_id: str,
+    action_id: int,
+    outcome: str,
+    recovery_seconds: float | None,
+) -> None:
+    """Store what verification concluded."""
+    await session.execute(
+        update(Action)
+        .where(Action.tenant_id == tenant_id, Action.id == action_id)
+        .values(outcome=outcome, recovery_seconds=recovery_seconds)
+    )
+
+
+async def last_run_at(
+    *, session: AsyncSession, tenant_id: str, service_id: str, action: str
+) -> datetime | None:
+    """When this action last started on this service (for cooldowns)."""
+    result = await session.execute(
+        select(func.max(Action.started_at)).where(
+            Action.tenant_id == tenant_id, Action.service_id == service_id, Action.action == action
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def actions_for_incident(
+    *, session: AsyncSession, tenant_id: str, incident_id: int
+) -> Sequence[Action]:
+    """An incident's actions in the order they ran."""
+    result = await session.execute(
+        select(Action)
+        .where(Action.tenant_id == tenant_id, Action.incident_id == incident_id)
+        .order_by(Action.id)
+    )
+    return result.scalars().all()
+
+
+async def list_actions(
+    *, session: AsyncSession, tenant_id: str, limit: int = 100
+) -> Sequence[Action]:
+    """A tenant's most recent actions."""
+    result = await session.execute(
+        select(Action).where(Action.tenant_id == tenant_id).order_by(Action.id.desc()).limit(limit)
+    )
+    return result.scalars().all()

@@ -1,0 +1,69 @@
+"""Monitored services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from selfheal.storage.tables import Service, utcnow
+
+
+async def get_service(*, session: AsyncSession, tenant_id: str, service_id: str) -> Service | None:
+    """One service of a tenant."""
+    result = await session.execute(
+        select(Service).where(Service.tenant_id == tenant_id, Service.service_id == service_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def list_services(*, session: AsyncSession, tenant_id: str) -> Sequence[Service]:
+    """A tenant's services, ordered by id."""
+    result = await session.execute(
+        select(Service).where(Service.tenant_id == tenant_id).order_by(Service.service_id)
+    )
+    return result.scalars().all()
+
+
+async def all_services(*, session: AsyncSession) -> Sequence[Service]:
+    """Every tenant's services: what the scheduler probes on start."""
+    result = await session.execute(select(Service).order_by(Service.tenant_id, Service.service_id))
+    return result.scalars().all()
+
+
+async def upsert_service(
+    *, session: AsyncSession, tenant_id: str, service_id: str, values: dict[str, Any]
+) -> tuple[Service, bool]:
+    """Create or update a service by id; returns the row and whether it was created."""
+    row = await get_service(session=session, tenant_id=tenant_id, service_id=service_id)
+    created = row is None
+    if row is None:
+        row = Service(tenant_id=tenant_id, service_id=service_id, status="unknown")
+        session.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.updated_at = utcnow()
+    await session.flush()
+    return row, created
+
+
+async def delete_service(*, session: AsyncSession, tenant_id: str, service_id: str) -> bool:
+    """Remove a service; its incidents stay as history."""
+    result = await session.execute(
+        delete(Service).where(Service.tenant_id == tenant_id, Service.service_id == service_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def set_status(
+    *, session: AsyncSession, tenant_id: str, service_id: str, status: str, at: datetime
+) -> None:
+    """Remember the latest status so a restart starts from it."""
+    await session.execute(
+        update(Service)
+        .where(Service.tenant_id == tenant_id, Service.service_id == service_id)
+        .values(status=status, status_changed_at=at)
+    )

@@ -1,0 +1,75 @@
+"""Did the fix work? Probe until the incident's symptom is gone, or give up at the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from selfheal.checks.sample import Sample
+from selfheal.detectors.thresholds import evaluate
+from selfheal.services import ServiceSpec
+from selfheal.types import IncidentType, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of one action, measured from the moment it started."""
+
+    outcome: Outcome
+    seconds: float
+    probes: int
+    last: Sample | None
+
+    @property
+    def recovered(self) -> bool:
+        """True if the service came back."""
+        return self.outcome is Outcome.RECOVERED
+
+
+def is_recovered(sample: Sample, spec: ServiceSpec, kind: IncidentType) -> bool:
+    """The service answers and no longer shows this incident's symptom.
+
+    Other symptoms are other incidents; a memory fix is not failed by slow answers.
+    """
+    if not sample.ok:
+        return False
+    if kind.is_outage:
+        return True
+    return all(s.type is not kind for s in evaluate(sample, spec.thresholds))
+
+
+class Verifier:
+    """Re-probes one service through the given probe (which also feeds the monitor)."""
+
+    def __init__(
+        self,
+        probe: Callable[[ServiceSpec], Awaitable[Sample]],
+        *,
+        interval: float,
+        needed: int = 1,
+    ) -> None:
+        self._probe = probe
+        self._interval = interval
+        self._needed = needed
+
+    async def verify(
+        self, spec: ServiceSpec, kind: IncidentType, *, started: float, timeout: float
+    ) -> Verification:
+        """Probe every ``interval`` until ``needed`` good probes in a row or ``timeout``."""
+        deadline = started + timeout
+        good = probes = 0
+        sample: Sample | None = None
+        while True:
+            sample = await self._probe(spec)
+            probes += 1
+            if is_recovered(sample, spec, kind):
+                good += 1
+                if good >= self._needed:
+                    return Verification(Outcome.RECOVERED, time.time() - started, probes, sample)
+            else:
+                good = 0
+            if time.time() + self._interval > deadline:
+                return Verification(Outcome.NOT_RECOVERED, time.time() - started, probes, sample)
+            await asyncio.sleep(self._interval)
