@@ -7,6 +7,9 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over ``limit`` bytes with 413, by header or by counting the stream."""
 
@@ -26,30 +29,47 @@ class BodyLimitMiddleware:
                     too_big = False
                 if too_big:
                     await self._refuse(send)
+                    await self._drain(receive, 0)
                     return
         received = 0
-        response_started = False
+        exceeded = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # past the limit the app sees an empty end of body; its answer is replaced below
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLargeError
+                    exceeded = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLargeError:
-            if not response_started:
+        async def guarded_send(message: Message) -> None:
+            nonlocal refused
+            if not exceeded:
+                await send(message)
+            elif not refused:
+                refused = True
                 await self._refuse(send)
+
+        await self.app(scope, limited_receive, guarded_send)
+        if exceeded:
+            await self._drain(receive, received)
+
+    async def _drain(self, receive: Receive, received: int) -> None:
+        """Read (and drop) the rest of an oversized body, up to a bound, so a client
+        still sending can read the 413 instead of seeing a reset connection."""
+        while received < _DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
@@ -67,12 +87,7 @@ class BodyLimitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLargeError(Exception):
-    pass

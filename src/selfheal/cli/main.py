@@ -154,3 +154,7 @@ def demo(duration: float | None, port: int, host: str) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

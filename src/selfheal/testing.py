@@ -1,0 +1,214 @@
+"""Public test helpers: a real loopback service that fails on cue, and the agent on a port.
+
+Plugin authors and our own tests use the same pieces: ``FakeService`` is a
+real aiohttp server on 127.0.0.1 whose health endpoint breaks in the ways the
+contract knows (HTTP 500, no answer, bad figures) and whose webhook verifies
+the agent's signatures with the SDK before "fixing" itself; ``AgentServer``
+runs ``create_app`` under uvicorn on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from aiohttp import web
+
+from selfheal.api.app import create_app
+from selfheal.config import Settings
+from selfheal.configfile import FileConfig
+from selfheal.runtime.agent import Agent
+from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
+
+HEALTHY: dict[str, Any] = {"status": "ok", "cpu": 10.0, "memory": 40.0, "error_rate": 0.0}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class WebhookCall:
+    """One delivery the fake service received on its webhook."""
+
+    at: float
+    accepted: bool
+    reason: str | None
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeService:
+    """A loopback HTTP service. Set ``mode`` to break it; a verified webhook heals it.
+
+    Modes: ``ok``, ``http_500``, ``hang`` (never answers), ``figures`` (answers
+    200 with ``figures`` merged into the health JSON), ``down`` (port closed).
+    """
+
+    service_id: str = "fake"
+    secret: str = "fake-secret-123"
+    port: int = 0
+    mode: str = "ok"
+    figures: dict[str, Any] = field(default_factory=dict)
+    heals: bool = True  # whether a verified action fixes it
+    action_delay: float = 0.0  # how long the webhook takes to answer
+    action_status: int = 200
+    calls: list[WebhookCall] = field(default_factory=list)
+    probes: int = 0
+    _runner: web.AppRunner | None = None
+    _site: web.TCPSite | None = None
+    _replays: ReplayGuard = field(default_factory=ReplayGuard)
+    _hung: list[asyncio.Future[None]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def health_url(self) -> str:
+        """The health endpoint."""
+        return f"{self.url}/health"
+
+    @property
+    def webhook_url(self) -> str:
+        """The webhook endpoint."""
+        return f"{self.url}/webhook"
+
+    @property
+    def accepted_calls(self) -> list[WebhookCall]:
+        """Deliveries whose signature verified."""
+        return [c for c in self.calls if c.accepted]
+
+    def break_as(self, mode: str, **figures: Any) -> None:
+        """Start failing in the given way."""
+        self.mode = mode
+        self.figures = figures
+
+    def heal(self) -> None:
+        """Back to healthy."""
+        self.mode = "ok"
+        self.figures = {}
+        for waiter in self._hung:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._hung.clear()
+
+    async def _health(self, _request: web.Request) -> web.StreamResponse:
+        self.probes += 1
+        if self.mode == "http_500":
+            return web.json_response({"status": "down"}, status=500)
+        if self.mode == "hang":
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._hung.append(waiter)
+            await waiter
+        return web.json_response(HEALTHY | self.figures)
+
+    async def _webhook(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        headers = dict(request.headers)
+        try:
+            verify(
+                self.secret,
+                request.headers,
+                raw,
+                service_id=self.service_id,
+                replay_guard=self._replays,
+            )
+        except SignatureError as exc:
+            self.calls.append(WebhookCall(time.time(), False, exc.reason, None, headers))
+            return web.json_response({"error": exc.reason}, status=401)
+        body = json.loads(raw)
+        self.calls.append(WebhookCall(time.time(), True, None, body, headers))
+        if self.action_delay:
+            await asyncio.sleep(self.action_delay)
+        if self.heals and 200 <= self.action_status < 300:
+            self.heal()
+        return web.json_response({"done": body.get("action")}, status=self.action_status)
+
+    async def start(self) -> FakeService:
+        """Listen on 127.0.0.1 (a free port unless ``port`` is set)."""
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_post("/webhook", self._webhook)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        self.port = self.port or free_port()
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+        return self
+
+    async def stop(self) -> None:
+        """Close the port (the service is then down: connection refused)."""
+        self.heal()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeService:
+        return await self.start()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class AgentServer:
+    """The agent with its API under uvicorn on a loopback port, inside the current loop."""
+
+    def __init__(self, settings: Settings, file_config: FileConfig | None = None) -> None:
+        self.port = free_port()
+        self.settings = settings.model_copy(update={"HOST": "127.0.0.1", "PORT": self.port})
+        self.agent = Agent(self.settings, file_config=file_config)
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> AgentServer:
+        app = create_app(self.settings, agent=self.agent)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        # uvicorn would take over SIGINT/SIGTERM; the test runner owns them
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        await self.agent.start()
+        self._task = asyncio.create_task(self._server.serve())
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if self._task.done() or time.monotonic() > deadline:
+                await self.agent.stop()
+                raise RuntimeError("the agent's HTTP server did not start")
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        await self.agent.stop()
