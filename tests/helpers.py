@@ -38,7 +38,16 @@ class AgentProcess:
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self._argv = [sys.executable, "-m", "selfheal.cli.main", "serve", "--config", config, "--port", str(port)]
+        self._argv = [
+            sys.executable,
+            "-m",
+            "selfheal.cli.main",
+            "serve",
+            "--config",
+            config,
+            "--port",
+            str(port),
+        ]
         self._env = os.environ | env
         self._log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None

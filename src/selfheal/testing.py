@@ -21,11 +21,11 @@ from typing import Any
 import uvicorn
 from aiohttp import web
 
+from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
 from selfheal.api.app import create_app
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
-from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
 
 HEALTHY: dict[str, Any] = {"status": "ok", "cpu": 10.0, "memory": 40.0, "error_rate": 0.0}
 
@@ -58,7 +58,7 @@ class FakeService:
     """
 
     service_id: str = "fake"
-    secret: str = "fake-secret-123"
+    secret: str = "fake-secret-123"  # noqa: S105 - a test fixture
     port: int = 0
     mode: str = "ok"
     figures: dict[str, Any] = field(default_factory=dict)

@@ -25,7 +25,8 @@ def assert_error(response: httpx.Response, status: int, code: str, *words: str) 
     assert set(body) == {"error"}
     assert body["error"]["code"] == code
     message = body["error"]["message"]
-    assert isinstance(message, str) and message
+    assert isinstance(message, str)
+    assert message
     for word in words:
         assert word in message, message
 
@@ -119,5 +120,7 @@ async def test_unknown_things_are_404_in_the_error_shape(server: AgentServer) ->
         assert_error(await client.get("/api/services/nope"), 404, "not_found", "nope")
         assert_error(await client.get("/api/incidents/999"), 404, "not_found")
         assert_error(await client.get("/api/nothing-here"), 404, "not_found")
-        assert_error(await client.get("/api/incidents", params={"limit": 0}), 422, "validation_error")
+        assert_error(
+            await client.get("/api/incidents", params={"limit": 0}), 422, "validation_error"
+        )
         assert_error(await client.get("/api/incidents", params={"cursor": "x"}), 400, "bad_request")

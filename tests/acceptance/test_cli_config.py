@@ -37,7 +37,8 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path.write_text(GOOD + "  - id: [unclosed\n")
     code, output = run("check-config", str(path))
     assert code == 2
-    assert f"{path}:" in output and "not valid YAML" in output
+    assert f"{path}:" in output
+    assert "not valid YAML" in output
 
 
 def test_bad_field_names_line_and_field(tmp_path: Path) -> None:
@@ -79,7 +80,8 @@ def test_serve_refuses_a_broken_config(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path)},
     )
     assert result.returncode != 0
-    assert "health_url" in result.stderr and "http" in result.stderr
+    assert "health_url" in result.stderr
+    assert "http" in result.stderr
 
 
 def test_mongo_uri_is_a_clear_error(tmp_path: Path) -> None:

@@ -15,7 +15,16 @@ from selfheal.testing import free_port
 @pytest.mark.slow
 def test_demo_heals_every_fault(tmp_path: object) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "selfheal.cli.main", "demo", "--duration", "40", "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "selfheal.cli.main",
+            "demo",
+            "--duration",
+            "40",
+            "--port",
+            str(free_port()),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -28,4 +37,5 @@ def test_demo_heals_every_fault(tmp_path: object) -> None:
         assert f"{item.name:<10} {item.fault:<8} detected at" in output
     for step in ("DETECTED", "DECIDED", "ACTING", "VERIFIED", "RESOLVED"):
         assert step in output
-    assert "/dashboard" in output and "API key" in output
+    assert "/dashboard" in output
+    assert "API key" in output

@@ -25,7 +25,9 @@ async def test_killed_process_is_restarted_by_command(
     state = tmp_path / "procs"
     state.mkdir()
     port = free_port()
-    processes.spec_path(state, "worker").write_text(json.dumps({"port": port, "secret": "s3cret-s3cret"}))
+    processes.spec_path(state, "worker").write_text(
+        json.dumps({"port": port, "secret": "s3cret-s3cret"})
+    )
     processes.start(state, "worker")
     assert processes.wait_listening(port, 10)
     config = parse_config(

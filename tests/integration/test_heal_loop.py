@@ -54,7 +54,9 @@ async def test_three_faults_healed_in_turn(database_url: str, make_settings: Any
             breaking()
 
             async def opened(kind: str = expected_type) -> dict[str, Any] | None:
-                found = [i for i in await list_incidents(client, service_id="shop") if i["type"] == kind]
+                found = [
+                    i for i in await list_incidents(client, service_id="shop") if i["type"] == kind
+                ]
                 return found[0] if found else None
 
             incident = await wait_for(opened, budget + 1.0, interval=0.05)

@@ -6,7 +6,6 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 _DRAIN_LIMIT = 16 * 1024 * 1024
 
 

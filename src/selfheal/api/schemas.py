@@ -102,6 +102,14 @@ class CheckPublic(BaseModel):
     latency_ms: float | None
 
 
+class RecentCheckPublic(BaseModel):
+    """One of a service's recent probes, as kept in memory."""
+
+    at: float
+    response_ms: float
+    ok: bool
+
+
 class ThresholdsPublic(BaseModel):
     """The thresholds in effect for a service (per-service or global)."""
 
@@ -133,7 +141,9 @@ class ServicePublic(BaseModel):
     remediation: dict[str, str] = Field(description="action -> executor configured for it")
     source: str
     last_check: CheckPublic | None
-    recent: list[CheckPublic] = Field(default_factory=list)
+    recent: list[RecentCheckPublic] = Field(
+        default_factory=list, description="recent probes, oldest first (single-service view)"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -6,6 +6,7 @@ from selfheal.api.schemas import (
     ActionPublic,
     CheckPublic,
     IncidentPublic,
+    RecentCheckPublic,
     ServicePublic,
     ThresholdsPublic,
     TimelineEventPublic,
@@ -64,7 +65,14 @@ def service_public(agent: Agent, row: Service, *, recent: bool = False) -> Servi
         remediation={name: r.executor for name, r in spec.remediation.items()},
         source=row.source,
         last_check=check_public(last) if last else None,
-        recent=[check_public(s) for s in state.recent] if (recent and state) else [],
+        recent=(
+            [
+                RecentCheckPublic(at=a, response_ms=round(r, 2), ok=o)
+                for a, r, o in state.recent.points()
+            ]
+            if (recent and state)
+            else []
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

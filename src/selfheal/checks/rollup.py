@@ -62,6 +62,7 @@ class RollupBuffer:
     def __init__(self) -> None:
         self._current: dict[ServiceKey, _Minute] = {}
         self._ready: list[dict[str, Any]] = []
+        self._swept_minute = 0
 
     def add(self, sample: Sample) -> None:
         """Count one sample in (the hot path: a few attribute updates)."""
@@ -86,10 +87,14 @@ class RollupBuffer:
         """Rows ready to write: finished minutes, and the open ones when shutting down."""
         current_minute = int(now // 60)
         rows, self._ready = self._ready, []
-        for key, acc in list(self._current.items()):
-            if acc.minute < current_minute or include_current:
-                rows.append(acc.row(key))
-                del self._current[key]
+        # minutes close as new samples arrive (see add); a full sweep for services that
+        # went quiet is needed only once per minute, not on every flush
+        if include_current or current_minute != self._swept_minute:
+            self._swept_minute = current_minute
+            for key, acc in list(self._current.items()):
+                if acc.minute < current_minute or include_current:
+                    rows.append(acc.row(key))
+                    del self._current[key]
         return rows
 
     def forget(self, key: ServiceKey) -> None:

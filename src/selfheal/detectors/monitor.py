@@ -9,10 +9,10 @@ sooner (RETRY_DELAY) while a symptom waits for confirmation.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from selfheal.checks.history import History
 from selfheal.checks.rollup import RollupBuffer
 from selfheal.checks.sample import Sample
 from selfheal.detectors.hysteresis import Hysteresis
@@ -63,12 +63,9 @@ class ServiceState:
 
     status: ServiceStatus = ServiceStatus.UNKNOWN
     last: Sample | None = None
-    recent: deque[Sample] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
+    recent: History = field(default_factory=History)
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
     since: float | None = None  # when the status last changed
-
-
-RECENT_SAMPLES = 20
 
 
 def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:

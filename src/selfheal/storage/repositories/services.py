@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.storage.tables import Service, utcnow
@@ -58,12 +57,32 @@ async def delete_service(*, session: AsyncSession, tenant_id: str, service_id: s
     return bool(getattr(result, "rowcount", 0))
 
 
-async def set_status(
-    *, session: AsyncSession, tenant_id: str, service_id: str, status: str, at: datetime
-) -> None:
-    """Remember the latest status so a restart starts from it."""
+async def set_statuses(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Remember the latest status of many services in one executemany statement.
+
+    Each row: ``{"tenant_id", "service_id", "status", "at"}``.
+    """
+    if not rows:
+        return
+    table = Service.__table__
+    assert isinstance(table, Table)
+    stmt = (
+        update(table)
+        .where(
+            table.c.tenant_id == bindparam("b_tenant"),
+            table.c.service_id == bindparam("b_service"),
+        )
+        .values(status=bindparam("b_status"), status_changed_at=bindparam("b_at"))
+    )
     await session.execute(
-        update(Service)
-        .where(Service.tenant_id == tenant_id, Service.service_id == service_id)
-        .values(status=status, status_changed_at=at)
+        stmt,
+        [
+            {
+                "b_tenant": r["tenant_id"],
+                "b_service": r["service_id"],
+                "b_status": r["status"],
+                "b_at": r["at"],
+            }
+            for r in rows
+        ],
     )

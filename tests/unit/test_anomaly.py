@@ -1,0 +1,174 @@
+"""Unit tests for the streaming anomaly detector (synthetic data only)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from selfheal.learning.anomaly import AnomalyConfig, AnomalyDetector, score_csv, score_series
+
+START = 1_700_000_000.0
+STEP = 300.0  # five-minute samples, as most monitored metrics
+WARM = 500  # a few daily cycles of history before asserting quietness
+
+
+def stamps(n: int) -> list[float]:
+    return [START + STEP * i for i in range(n)]
+
+
+def sinusoid(n: int, seed: int = 7, noise: float = 1.0) -> list[float]:
+    rng = random.Random(seed)
+    return [50 + 20 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, noise) for i in range(n)]
+
+
+def spiky(n: int, seed: int = 3) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.expovariate(1.0) * (30 if rng.random() < 0.01 else 1) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [sinusoid(3000), spiky(3000), [float(i % 7) for i in range(3000)], [1e300, -1e300] * 500],
+)
+def test_scores_are_probabilities(values):
+    scores = score_series(stamps(len(values)), values)
+    assert len(scores) == len(values)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_scores_are_causal():
+    values = spiky(2500)
+    values[1800] = 500.0  # a future anomaly must not leak into earlier scores
+    full = score_series(stamps(len(values)), values)
+    for cut in (200, 1000, 1799):
+        assert score_series(stamps(cut), values[:cut]) == full[:cut]
+
+
+def test_flat_series_stays_quiet():
+    scores = score_series(stamps(2000), [42.0] * 2000)
+    assert max(scores) < 0.25  # the coarse resolutions are still young here
+    assert max(scores[1000:]) < 0.1
+
+
+def test_noisy_sinusoid_stays_quiet_after_warm_up():
+    scores = score_series(stamps(3000), sinusoid(3000))[WARM:]
+    assert max(scores) < 0.5
+    assert sum(scores) / len(scores) < 0.15
+
+
+def test_level_shift_alerts_at_the_change():
+    values = sinusoid(3000)
+    values[2000:] = [v + 60 for v in values[2000:]]
+    scores = score_series(stamps(len(values)), values)
+    assert max(scores[WARM:2000]) < 0.5
+    assert scores[2000] >= 0.5
+
+
+@pytest.mark.parametrize("delta", [100.0, -100.0])
+def test_spike_alerts_on_the_spike(delta):
+    values = sinusoid(3000)
+    values[2000] += delta
+    scores = score_series(stamps(len(values)), values)
+    assert scores[2000] >= 0.5
+    assert scores[2000] == max(scores)
+
+
+def test_alerts_are_deduplicated():
+    values = sinusoid(3000)
+    values[2000] += 100.0
+    values[2010] += 100.0  # same size again, shortly after: same incident
+    scores = score_series(stamps(len(values)), values)
+    assert scores[2000] >= 0.5
+    assert scores[2010] == 0.0
+
+
+def test_state_round_trip_continues_identically():
+    values = spiky(3000)
+    times = stamps(len(values))
+    reference = AnomalyDetector()
+    expected = [reference.update(v, t) for v, t in zip(values, times, strict=True)]
+
+    first = AnomalyDetector()
+    got = [first.update(v, t) for v, t in zip(values[:1234], times[:1234], strict=True)]
+    state = json.loads(json.dumps(first.to_state()))
+    second = AnomalyDetector.from_state(state)
+    got += [second.update(v, t) for v, t in zip(values[1234:], times[1234:], strict=True)]
+    assert got == expected
+
+
+def test_state_round_trip_keeps_config():
+    config = AnomalyConfig(levels=8, block_sizes=(1, 12), rest_samples=10)
+    detector = AnomalyDetector(config)
+    detector.update(1.0, START)
+    assert AnomalyDetector.from_state(detector.to_state()).config == config
+
+
+def test_from_state_rejects_foreign_state():
+    with pytest.raises(ValueError, match="version"):
+        AnomalyDetector.from_state({"version": 999})
+
+
+def test_non_finite_values_do_not_crash_or_count():
+    values = sinusoid(1000)
+    with_gaps = list(values)
+    for i in (300, 301, 700):
+        with_gaps[i] = math.nan
+    with_gaps[500] = math.inf
+    times = stamps(len(values))
+    scores = score_series(times, with_gaps)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[300] == scores[301] == scores[500] == scores[700] == 0.0
+    assert not any(math.isnan(s) for s in scores)
+
+
+def test_irregular_and_out_of_order_timestamps_do_not_crash():
+    values = spiky(1000)
+    times = stamps(len(values))
+    times[100], times[101] = times[101], times[100]
+    times[200:210] = [times[200]] * 10  # repeated
+    times[300] = math.nan
+    times[400] = START - 1e6  # far in the past
+    scores = score_series(times, values)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    detector = AnomalyDetector()
+    assert detector.last_timestamp is None
+    for v, t in zip(values, times, strict=True):
+        detector.update(v, t)
+    assert detector.last_timestamp == max(t for t in times if not math.isnan(t))
+
+
+def test_score_series_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="length"):
+        score_series([START], [1.0, 2.0])
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="levels"):
+        AnomalyConfig(levels=1)
+    with pytest.raises(ValueError, match="block_sizes"):
+        AnomalyConfig(block_sizes=())
+
+
+def test_score_csv_adds_a_score_column(tmp_path: Path):
+    src = tmp_path / "in.csv"
+    dst = tmp_path / "out.csv"
+    values = sinusoid(400)
+    with src.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["timestamp", "value"])
+        for i, v in enumerate(values):
+            writer.writerow([f"2014-04-01 {i // 12 % 24:02d}:{i % 12 * 5:02d}:00", v])
+        writer.writerow(["2014-04-02 09:00:00", "not-a-number"])
+    assert score_csv(src, dst) == len(values) + 1
+    with dst.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["timestamp", "value", "anomaly_score"]
+    assert len(rows) == len(values) + 2
+    assert rows[1][:2] == ["2014-04-01 00:00:00", str(values[0])]
+    assert all(0.0 <= float(r[2]) <= 1.0 for r in rows[1:])
+    assert float(rows[-1][2]) == 0.0
