@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     """Everything the agent reads from its environment."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,  # "SECRET_KEY=" copied from .env.example means unset
     )
 
     # server

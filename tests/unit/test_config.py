@@ -97,7 +97,7 @@ def test_durations(value: object, seconds: float) -> None:
 
 @pytest.mark.parametrize("value", ["soon", "-5s", True, None, "10 parsecs"])
 def test_bad_durations(value: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
 
 

@@ -16,7 +16,9 @@ def read(body: bytes) -> Sample:
 
 
 def test_contract_fields_and_extras() -> None:
-    s = read(b'{"status":"Degraded","cpu":50,"memory":70.5,"error_rate":0.1,"latency_ms":99,"v":"2"}')
+    s = read(
+        b'{"status":"Degraded","cpu":50,"memory":70.5,"error_rate":0.1,"latency_ms":99,"v":"2"}'
+    )
     assert (s.reported_status, s.cpu, s.memory, s.error_rate, s.latency_ms) == (
         "degraded",
         50.0,

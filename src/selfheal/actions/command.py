@@ -4,7 +4,7 @@ A string runs through ``/bin/sh -c``; a list runs as is. The command gets a
 timeout (its whole process group is killed past it), its output is captured
 and truncated, and it learns what it is fixing from ``SELFHEAL_*`` variables.
 A command that starts a long-lived process (``restart``) may leave it running:
-we stop reading output once the command itself has exited.
+the action ends when the command itself exits.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
+from typing import IO
 
-from selfheal.actions.base import ActionRequest, ActionResult, truncate
+from selfheal.actions.base import OUTPUT_LIMIT, ActionRequest, ActionResult, truncate
 from selfheal.errors import ActionError
-
-_READ_AFTER_EXIT = 0.2
 
 
 class CommandExecutor:
@@ -41,48 +41,45 @@ class CommandExecutor:
             if isinstance(remediation.exec, str)
             else list(remediation.exec)
         )
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own group, so a timeout kills all of it
-            )
-        except OSError as exc:
-            return ActionResult(False, f"could not start command: {exc.strerror}")
-        assert proc.stdout is not None
-        chunks: list[bytes] = []
-        reader = asyncio.create_task(_read_all(proc.stdout, chunks))
-        try:
-            code = await asyncio.wait_for(proc.wait(), request.timeout)
-        except TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
-            reader.cancel()
-            output = truncate(b"".join(chunks).decode(errors="replace"))
-            return ActionResult(
-                False, f"command timed out after {request.timeout:g}s", {"output": output}
-            )
-        # children it started may keep the pipe open; do not wait for them
-        try:
-            await asyncio.wait_for(asyncio.shield(reader), _READ_AFTER_EXIT)
-        except TimeoutError:
-            reader.cancel()
-        output = truncate(b"".join(chunks).decode(errors="replace"))
+        # output goes to an unlinked temporary file, not a pipe: a daemon the command
+        # starts inherits its stdout, and a pipe would keep the command "running"
+        with tempfile.TemporaryFile() as output_file:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=output_file,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # its own group, so a timeout kills all of it
+                )
+            except OSError as exc:
+                return ActionResult(False, f"could not start command: {exc.strerror}")
+            try:
+                code = await asyncio.wait_for(proc.wait(), request.timeout)
+            except TimeoutError:
+                _kill_group(proc.pid)
+                await proc.wait()
+                return ActionResult(
+                    False,
+                    f"command timed out after {request.timeout:g}s",
+                    {"output": _tail(output_file)},
+                )
+            output = _tail(output_file)
         data = {"exit_code": code, "output": output}
         if code == 0:
             return ActionResult(True, "command exited 0", data)
         return ActionResult(False, f"command exited {code}", data)
 
 
-async def _read_all(stream: asyncio.StreamReader, chunks: list[bytes]) -> None:
-    total = 0
-    while chunk := await stream.read(65536):
-        if total < 1_000_000:  # keep memory bounded whatever the command prints
-            chunks.append(chunk)
-            total += len(chunk)
+def _tail(file: IO[bytes]) -> str:
+    """The end of what the command printed (errors are usually last)."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - 4 * OUTPUT_LIMIT))
+    text = file.read().decode(errors="replace")
+    if size > 4 * OUTPUT_LIMIT:
+        text = "." * (size - len(text)) + text  # keep the true length for the cut marker
+    return truncate(text)
 
 
 def _kill_group(pid: int) -> None:
