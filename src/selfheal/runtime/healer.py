@@ -20,6 +20,7 @@ from selfheal.actions.notify import Notifier
 from selfheal.actions.runner import ActionRunner
 from selfheal.config import Settings
 from selfheal.decisions.engine import Decider, Decision
+from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
 from selfheal.incidents.service import IncidentService, incident_dict
@@ -96,16 +97,24 @@ class Healer:
     async def _guarded(self, incident: Incident) -> None:
         key = ServiceKey(incident.tenant_id, incident.service_id)
         lock = self._locks.setdefault(key, asyncio.Lock())
+        delay = 1.0
         with bound_contextvars(incident_id=incident.id, service_id=incident.service_id):
-            try:
-                async with lock:
-                    await self._heal(incident.tenant_id, incident.id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # the loop failed (database gone?): the incident stays unresolved and is
-                # picked up again on the next start or the next confirmed symptom
-                log.exception("heal_loop_failed")
+            while True:
+                try:
+                    async with lock:
+                        await self._heal(incident.tenant_id, incident.id)
+                    return
+                except StorageError as exc:
+                    # the database went away mid-loop: start over once it is back; an action
+                    # written but not finished is then treated as interrupted, never re-run
+                    log.warning("heal_loop_waiting_for_database", error=exc.message, retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                except Exception:
+                    # a bug: the incident stays unresolved and is picked up again on the
+                    # next start of the agent
+                    log.exception("heal_loop_failed")
+                    return
 
     async def _heal(self, tenant_id: str, incident_id: int) -> None:
         async with self._db.session() as session:

@@ -10,7 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,9 +49,9 @@ class Database:
         try:
             async with self.sessions() as session, session.begin():
                 yield session
-        except (OperationalError, DBAPIError) as exc:
-            if getattr(exc, "connection_invalidated", False) or isinstance(exc, OperationalError):
-                raise StorageError(f"database unavailable: {type(exc.orig).__name__}") from exc
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StorageError(f"database unavailable: {_describe(exc)}") from exc
             raise
 
     async def migrate(self) -> None:
@@ -65,6 +65,30 @@ class Database:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """True for errors meaning "the database cannot be reached", not "the query is wrong"."""
+    if isinstance(exc, OSError | TimeoutError | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return _is_unavailable(exc.orig) if isinstance(exc.orig, BaseException) else False
+    # asyncpg's own connection errors, without importing asyncpg on SQLite installs
+    name = type(exc).__name__
+    return name in {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "InterfaceError",
+        "InternalClientError",
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return type(orig if isinstance(orig, BaseException) else exc).__name__
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
