@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,10 +22,11 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from selfheal.errors import ConfigError
-from selfheal.types import IncidentType
+from selfheal.types import IncidentType, Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -119,6 +121,10 @@ class ServiceConfig(Strict):
     remediation: dict[Annotated[str, Field(pattern=ACTION_NAME)], RemediationSpec] = Field(
         default_factory=dict
     )
+    depends_on: list[Annotated[str, Field(pattern=_SERVICE_ID)]] = Field(default_factory=list)
+    dry_run: bool | None = None
+    grace: Duration | None = None
+    recovery_probes: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("health_url", "webhook_url")
     @classmethod
@@ -146,26 +152,135 @@ class CatalogEntryConfig(Strict):
         ]
 
 
+ChannelType = Literal["webhook", "slack", "teams", "pagerduty", "email"]
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
 class NotificationConfig(Strict):
-    """An escalation channel. ``webhook`` posts a signed JSON body."""
+    """An escalation channel, in the real format of its service.
+
+    ``webhook`` posts a signed JSON body; ``slack`` and ``teams`` post to an
+    incoming-webhook URL; ``pagerduty`` sends Events API v2 (trigger, then
+    resolve with the same dedup key); ``email`` sends through an SMTP server.
+    """
 
     name: str = Field(pattern=_SERVICE_ID)
-    type: Literal["webhook"] = "webhook"
-    url: str
+    type: ChannelType = "webhook"
+    url: str | None = None
     secret: str | None = Field(default=None, min_length=8, repr=False)
+    routing_key: str | None = Field(default=None, min_length=1, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    from_addr: str | None = Field(default=None, alias="from")
+    to: list[str] = Field(default_factory=list)
+    min_severity: Severity = Severity.LOW
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        return check_http_url(value)
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _required_per_type(self) -> NotificationConfig:
+        needed = {
+            "webhook": ("url",),
+            "slack": ("url",),
+            "teams": ("url",),
+            "pagerduty": ("routing_key",),
+            "email": ("smtp_host", "from_addr", "to"),
+        }[self.type]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            names = ", ".join("from" if m == "from_addr" else m for m in missing)
+            raise ValueError(f"a {self.type} channel needs {names}")
+        if self.type == "pagerduty" and self.url is None:
+            self.url = PAGERDUTY_EVENTS_URL
+        return self
+
+
+class BreakerConfig(Strict):
+    """Stop using a fix on a service after it failed ``failures`` times in a row."""
+
+    failures: int = Field(default=3, ge=1, le=100)
+    reset_after: Duration = Field(default=1800.0, gt=0)
+
+
+class FlappingConfig(Strict):
+    """A service changing between healthy and not ``changes`` times within ``window``."""
+
+    enabled: bool = True
+    changes: int = Field(default=6, ge=2, le=1000)
+    window: Duration = Field(default=600.0, gt=0)
+
+
+class ApprovalConfig(Strict):
+    """Actions that wait for a person: by incident severity or by action name."""
+
+    severities: list[Severity] = Field(default_factory=list)
+    actions: list[Annotated[str, Field(pattern=ACTION_NAME)]] = Field(default_factory=list)
+    timeout: Duration = Field(default=600.0, gt=0)
+
+
+class BackoffConfig(Strict):
+    """Repeated restarts of one service wait longer each time (as Kubernetes does)."""
+
+    initial: Duration = Field(default=10.0, ge=0)
+    max: Duration = Field(default=300.0, ge=0)
+    reset_after: Duration = Field(default=600.0, gt=0)
 
 
 class PoliciesConfig(Strict):
-    """Guard rails on automation."""
+    """Guard rails on automation. Unset values keep the environment's defaults."""
 
+    dry_run: bool | None = None
     cooldown: Duration | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     verify_timeout: Duration | None = Field(default=None, gt=0)
+    max_actions_per_service_per_hour: int | None = Field(default=None, ge=1)
+    max_concurrent_actions: int | None = Field(default=None, ge=1)
+    max_fleet_fraction: float | None = Field(default=None, gt=0, le=1)
+    breaker: BreakerConfig | None = None
+    flapping: FlappingConfig | None = None
+    approval: ApprovalConfig | None = None
+    grace: Duration | None = None
+    restart_backoff: BackoffConfig | None = None
+    group_window: Duration | None = Field(default=None, ge=0)
+    escalate_severity_after: Duration | None = Field(default=None, gt=0)
+
+
+class SilenceMatchers(Strict):
+    """Which incidents a silence covers: a service id, and/or every one of some tags."""
+
+    service_id: str | None = Field(default=None, pattern=_SERVICE_ID)
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_everything(self) -> SilenceMatchers:
+        if self.service_id is None and not self.tags:
+            raise ValueError("a silence needs a service_id or tags to match")
+        return self
+
+
+class SilenceConfig(Strict):
+    """A silence or maintenance window: matching incidents are recorded, not acted on."""
+
+    matchers: SilenceMatchers
+    starts_at: datetime | None = None
+    ends_at: datetime
+    comment: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SilenceConfig:
+        for name in ("starts_at", "ends_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                setattr(self, name, value.replace(tzinfo=UTC))
+        if self.starts_at is not None and self.starts_at >= self.ends_at:
+            raise ValueError("starts_at must be before ends_at")
+        return self
 
 
 class FileConfig(Strict):
@@ -175,6 +290,7 @@ class FileConfig(Strict):
     policies: PoliciesConfig = Field(default_factory=PoliciesConfig)
     catalog: list[CatalogEntryConfig] = Field(default_factory=list)
     notifications: list[NotificationConfig] = Field(default_factory=list)
+    silences: list[SilenceConfig] = Field(default_factory=list)
 
     @field_validator("services")
     @classmethod

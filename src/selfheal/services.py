@@ -61,6 +61,10 @@ class ServiceSpec:
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     remediation: Mapping[str, RemediationSpec] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    dry_run: bool | None = None  # None: the tenant's policy decides
+    grace: float | None = None  # None: the tenant's policy decides
+    recovery_probes: int = 1
 
     @property
     def service_id(self) -> str:
@@ -103,6 +107,10 @@ def build_spec(
     metadata: Mapping[str, Any] | None = None,
     thresholds: ThresholdOverrides | None = None,
     remediation: Mapping[str, RemediationSpec] | None = None,
+    depends_on: list[str] | tuple[str, ...] = (),
+    dry_run: bool | None = None,
+    grace: float | None = None,
+    recovery_probes: int | None = None,
 ) -> ServiceSpec:
     """Fill every unset per-service value from the global settings."""
     interval = interval or settings.CHECK_INTERVAL
@@ -122,4 +130,8 @@ def build_spec(
         tags=tuple(tags),
         metadata=dict(metadata or {}),
         remediation=dict(remediation or {}),
+        depends_on=tuple(depends_on),
+        dry_run=dry_run,
+        grace=grace,
+        recovery_probes=recovery_probes or settings.RECOVERY_PROBES,
     )

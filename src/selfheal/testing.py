@@ -50,6 +50,21 @@ class WebhookCall:
 
 
 @dataclass
+class Concurrency:
+    """Counts webhook calls in flight across fake services; keeps the maximum seen."""
+
+    now: int = 0
+    peak: int = 0
+
+    def enter(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        self.now -= 1
+
+
+@dataclass
 class FakeService:
     """A loopback HTTP service. Set ``mode`` to break it; a verified webhook heals it.
 
@@ -65,12 +80,18 @@ class FakeService:
     heals: bool = True  # whether a verified action fixes it
     action_delay: float = 0.0  # how long the webhook takes to answer
     action_status: int = 200
+    start_seconds: float = 0.0  # a verified restart leaves it answering 503 this long
+    concurrency: Concurrency | None = None
     calls: list[WebhookCall] = field(default_factory=list)
     probes: int = 0
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
     _replays: ReplayGuard = field(default_factory=ReplayGuard)
     _hung: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # known before start, so a config can name the service's URLs up front
+        self.port = self.port or free_port()
 
     @property
     def url(self) -> str:
@@ -132,10 +153,19 @@ class FakeService:
             return web.json_response({"error": exc.reason}, status=401)
         body = json.loads(raw)
         self.calls.append(WebhookCall(time.time(), True, None, body, headers))
-        if self.action_delay:
-            await asyncio.sleep(self.action_delay)
+        if self.concurrency is not None:
+            self.concurrency.enter()
+        try:
+            if self.action_delay:
+                await asyncio.sleep(self.action_delay)
+        finally:
+            if self.concurrency is not None:
+                self.concurrency.leave()
         if self.heals and 200 <= self.action_status < 300:
             self.heal()
+            if self.start_seconds and body.get("action") == "restart":
+                self.break_as("http_500")
+                asyncio.get_running_loop().call_later(self.start_seconds, self.heal)
         return web.json_response({"done": body.get("action")}, status=self.action_status)
 
     async def start(self) -> FakeService:
@@ -145,7 +175,6 @@ class FakeService:
         app.router.add_post("/webhook", self._webhook)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        self.port = self.port or free_port()
         self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await self._site.start()
         return self

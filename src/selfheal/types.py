@@ -43,6 +43,7 @@ class IncidentType(StrEnum):
     HIGH_MEMORY = "high_memory"
     HIGH_ERROR_RATE = "high_error_rate"
     DEGRADED = "degraded"
+    FLAPPING = "flapping"  # changes between healthy and not too often: never auto-fixed
 
     @property
     def is_outage(self) -> bool:

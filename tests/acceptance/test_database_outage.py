@@ -17,9 +17,10 @@ async def test_incident_survives_a_database_outage(make_settings: Any, tmp_path:
     proxy = await TcpProxy("127.0.0.1", 5432).start()
     proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     try:
-        async with FakeService(service_id="api") as service, AgentServer(
-            make_settings(proxied)
-        ) as server:
+        async with (
+            FakeService(service_id="api") as service,
+            AgentServer(make_settings(proxied)) as server,
+        ):
             client = api_client(server.url)
             body = {
                 "service_id": "api",

@@ -21,9 +21,10 @@ SECRET = "very-secret-webhook-value-42"
 async def test_a_key_never_reads_or_changes_another_tenants_data(
     sqlite_url: str, make_settings: Any
 ) -> None:
-    async with FakeService(service_id="shop", secret=SECRET) as service, AgentServer(
-        make_settings(sqlite_url)
-    ) as server:
+    async with (
+        FakeService(service_id="shop", secret=SECRET) as service,
+        AgentServer(make_settings(sqlite_url)) as server,
+    ):
         async with server.agent.db.session() as session:
             await add_api_key(session=session, tenant_id="team-b", key=OTHER_TENANT_KEY, name="b")
         await server.agent.reload_keys()
@@ -59,9 +60,10 @@ async def test_secrets_never_in_responses_logs_or_plain_storage(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with capture_logs() as logs:
-        async with FakeService(service_id="shop", secret=SECRET) as service, AgentServer(
-            make_settings(sqlite_url)
-        ) as server:
+        async with (
+            FakeService(service_id="shop", secret=SECRET) as service,
+            AgentServer(make_settings(sqlite_url)) as server,
+        ):
             client = api_client(server.url)
             body = {
                 "service_id": "shop",

@@ -163,6 +163,6 @@ async def test_notify_posts_a_signed_body_to_every_channel() -> None:
         assert result.detail == "delivered to oncall"
         headers, body = received[0]
         verify("chan-secret", headers, body, service_id="selfheal")
-        assert b'"event":"action"' in body
+        assert b'"event":"incident.update"' in body
     finally:
         await runner.cleanup()

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from selfheal.configfile import FileConfig, FlappingConfig, PoliciesConfig
 from selfheal.testing import AgentServer, FakeService
 from tests.conftest import api_client
 from tests.helpers import list_incidents, wait_for
@@ -22,7 +23,9 @@ from tests.helpers import list_incidents, wait_for
 async def test_three_faults_healed_in_turn(database_url: str, make_settings: Any) -> None:
     settings = make_settings(database_url)
     budget = settings.MAX_RETRIES * settings.CHECK_INTERVAL + 2
-    async with FakeService(service_id="shop") as service, AgentServer(settings) as server:
+    # three faults in fifteen seconds would count as flapping by default
+    lenient = FileConfig(policies=PoliciesConfig(flapping=FlappingConfig(changes=50)))
+    async with FakeService(service_id="shop") as service, AgentServer(settings, lenient) as server:
         client = api_client(server.url)
         response = await client.post(
             "/api/services/register",

@@ -1,59 +1,63 @@
-"""Telling people: a signed JSON POST to a generic webhook channel.
+"""Telling people: deliver a notice to the configured channels; never raise.
 
-Slack, Teams, PagerDuty and e-mail formats build on this in later work; the
-generic channel is signed with the contract's scheme so receivers can trust it.
+The heal loop escalates through a ``Notifier`` once per incident group; the
+``notify`` action lets a catalog tell people as one of its steps and carry on.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import httpx
 
-from self_healing_sdk.signing import sign
 from selfheal.actions.base import ActionRequest, ActionResult
+from selfheal.actions.channels import Channel, Notice, build_channel
 from selfheal.configfile import NotificationConfig
 from selfheal.logging import get_logger
+from selfheal.types import Severity
 
 log = get_logger(__name__)
 
 
 class Notifier:
-    """Sends one message to every configured channel; never raises."""
+    """Every configured channel, and delivery that reports instead of raising."""
 
-    def __init__(self, client: httpx.AsyncClient, channels: list[NotificationConfig]) -> None:
-        self._client = client
-        self._channels = channels
+    def __init__(self, client: httpx.AsyncClient, configs: list[NotificationConfig]) -> None:
+        self._channels: list[Channel] = [build_channel(client, c) for c in configs]
 
     @property
     def channels(self) -> list[str]:
         """Names of the configured channels."""
-        return [c.name for c in self._channels]
+        return [c.config.name for c in self._channels]
+
+    def wants(self, severity: Severity) -> list[str]:
+        """Channels whose ``min_severity`` lets a notice of this severity through."""
+        return [
+            c.config.name for c in self._channels if severity.rank >= c.config.min_severity.rank
+        ]
 
     async def send(
-        self, event: str, payload: dict[str, Any], *, timeout: float = 10.0
+        self, notice: Notice, *, only: list[str] | None = None, timeout: float = 10.0
     ) -> list[str]:
-        """Deliver ``{"event", ...payload}``; returns the channels that accepted it."""
-        body = json.dumps({"event": event} | payload, separators=(",", ":"), default=str).encode()
+        """Deliver to the channels that want it (or exactly ``only``); returns who accepted."""
+        names = set(self.wants(notice.severity) if only is None else only)
         delivered: list[str] = []
         for channel in self._channels:
-            headers = {"Content-Type": "application/json"}
-            if channel.secret:
-                headers |= sign(channel.secret, "selfheal", body)
-            try:
-                response = await self._client.post(
-                    channel.url, content=body, headers=headers, timeout=timeout
-                )
-            except httpx.HTTPError as exc:
-                log.warning("notification_failed", channel=channel.name, error=type(exc).__name__)
+            name = channel.config.name
+            if name not in names:
                 continue
-            if response.is_success:
-                delivered.append(channel.name)
-            else:
+            try:
+                await channel.deliver(notice, timeout=timeout)
+            except Exception as exc:
                 log.warning(
-                    "notification_refused", channel=channel.name, status=response.status_code
+                    "notification_failed",
+                    channel=name,
+                    channel_type=channel.config.type,
+                    error=f"{type(exc).__name__}: {exc}"[:300],
                 )
+                continue
+            delivered.append(name)
+        log.info(
+            "notification_sent", kind=notice.kind, group_id=notice.group_id, delivered=delivered
+        )
         return delivered
 
 
@@ -66,17 +70,17 @@ class NotifyExecutor:
         self._notifier = notifier
 
     async def execute(self, request: ActionRequest) -> ActionResult:
-        """Post the incident to every channel; ok if at least one accepted it."""
-        delivered = await self._notifier.send(
-            "action",
-            {
-                "service_id": request.spec.service_id,
-                "incident_id": request.incident_id,
-                "action_id": request.action_id,
-                "params": request.params,
-            },
-            timeout=request.timeout,
+        """Post an update about the incident; ok if at least one channel accepted it."""
+        notice = Notice(
+            kind="update",
+            tenant_id=request.spec.tenant_id,
+            group_id=request.incident_id,
+            title=f"{request.spec.name}: incident #{request.incident_id}",
+            severity=Severity(request.params.get("severity", Severity.MEDIUM.value)),
+            reason=str(request.params.get("message", "selfheal is working on it")),
+            services=[request.spec.service_id],
         )
+        delivered = await self._notifier.send(notice, timeout=request.timeout)
         if delivered:
             return ActionResult(True, f"delivered to {', '.join(delivered)}")
         return ActionResult(False, "no channel accepted the notification")

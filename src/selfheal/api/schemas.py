@@ -49,6 +49,14 @@ class ServiceFields(Request):
     retry_delay: Duration | None = None
     cooldown: Duration | None = None
     thresholds: ThresholdOverrides | None = None
+    depends_on: list[Annotated[str, Field(pattern=SERVICE_ID)]] | None = Field(
+        default=None, max_length=50, description="services this one needs (grouping)"
+    )
+    dry_run: bool | None = Field(default=None, description="decide and record, never act")
+    grace: Duration | None = Field(
+        default=None, description="after a restart, probes do not count for this long"
+    )
+    recovery_probes: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("webhook_url")
     @classmethod
@@ -139,6 +147,10 @@ class ServicePublic(BaseModel):
     cooldown: float
     thresholds: ThresholdsPublic
     remediation: dict[str, str] = Field(description="action -> executor configured for it")
+    depends_on: list[str]
+    dry_run: bool | None
+    grace: float | None
+    recovery_probes: int
     source: str
     last_check: CheckPublic | None
     recent: list[RecentCheckPublic] = Field(
@@ -205,6 +217,8 @@ class IncidentPublic(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     resolution: str | None
+    group_id: int | None = Field(description="incidents that started together share a group")
+    silenced_by: int | None = Field(description="the silence that covered it, if any")
 
 
 class IncidentDetail(IncidentPublic):
@@ -255,6 +269,77 @@ class CatalogUpdate(Request):
     """``PUT /api/catalog``: the full catalog; types left out keep their entries."""
 
     entries: dict[IncidentType, list[CatalogActionIn | Annotated[str, Field(pattern=ACTION_NAME)]]]
+
+
+class PauseIn(Request):
+    """Which automation to stop or restart: one service, or (no service_id) all of them."""
+
+    service_id: str | None = Field(default=None, pattern=SERVICE_ID)
+    reason: str = Field(default="", max_length=2000)
+
+
+class PausePublic(BaseModel):
+    """One pause of automation."""
+
+    service_id: str = Field(description='"*" means every service of the tenant')
+    paused_by: str
+    reason: str
+    paused_at: datetime
+
+
+class AutomationPublic(BaseModel):
+    """The kill switch: what is paused. Detection goes on while paused."""
+
+    paused: bool = Field(description="true when every service is paused")
+    pauses: list[PausePublic]
+
+
+class SilenceMatchersIn(Request):
+    """A silence covers a service id and/or services carrying every listed tag."""
+
+    service_id: str | None = Field(default=None, pattern=SERVICE_ID)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+
+class SilenceCreate(Request):
+    """A silence or maintenance window: give ``ends_at`` or ``duration``."""
+
+    matchers: SilenceMatchersIn
+    starts_at: datetime | None = Field(default=None, description="default: now")
+    ends_at: datetime | None = None
+    duration: Duration | None = Field(default=None, gt=0, description="seconds, or '2h'")
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+class SilencePublic(BaseModel):
+    """A silence."""
+
+    id: int
+    matchers: dict[str, Any]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    created_by: str
+    source: str
+
+
+class SilencesPublic(BaseModel):
+    """Silences that have not ended."""
+
+    data: list[SilencePublic]
+
+
+class GroupPublic(BaseModel):
+    """Incidents that started together, with their probable cause."""
+
+    id: int
+    cause_service_id: str | None
+    reason: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    escalated_at: datetime | None
+    notified_channels: list[str]
+    incidents: list[IncidentPublic]
 
 
 class ServiceEventIn(Request):

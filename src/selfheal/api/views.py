@@ -63,6 +63,10 @@ def service_public(agent: Agent, row: Service, *, recent: bool = False) -> Servi
             response_time_ms=spec.thresholds.response_time_ms,
         ),
         remediation={name: r.executor for name, r in spec.remediation.items()},
+        depends_on=list(spec.depends_on),
+        dry_run=spec.dry_run,
+        grace=spec.grace,
+        recovery_probes=spec.recovery_probes,
         source=row.source,
         last_check=check_public(last) if last else None,
         recent=(

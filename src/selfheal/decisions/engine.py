@@ -1,22 +1,46 @@
-"""Choosing the fix for an incident, and writing down why."""
+"""Choosing the fix for an incident, and writing down why.
+
+Candidates come from the catalog, ranked by what has been learned; then the
+candidate-level guard rails filter them, each skip naming its rule:
+
+- ``runnable``: the service has a way to carry the fix out;
+- ``breaker``: the fix failed ``breaker.failures`` times in a row on this service
+  within ``breaker.reset_after`` (it is half-open again after that);
+- ``cooldown``: the fix ran on this service less than ``cooldown`` ago;
+- ``backoff``: a restart waits longer after each restart in a row.
+
+Within one incident an untried fix always comes before a retry of a failed one.
+Incident-level rules (kill switch, silences, dependencies, flapping, rate
+limits, dry run, approval, concurrency) are the heal loop's, around this.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from selfheal.decisions.catalog import default_entries
+from selfheal.decisions.policy import Policies
 from selfheal.decisions.ranking import Candidate, rank
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import actions as actions_repo
 from selfheal.storage.repositories import catalog as catalog_repo
 
+RESTART = "restart"
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do about an incident now. ``action`` None means escalate to people."""
+    """What to do about an incident now.
+
+    ``action`` None means nothing can run: escalate, unless ``retry_after`` says
+    a fix becomes possible after a short wait (a restart backoff).
+    """
 
     reason: str
     confidence: float
@@ -24,11 +48,12 @@ class Decision:
     executor: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     considered: list[dict[str, Any]] = field(default_factory=list)
+    retry_after: float | None = None
 
     @property
     def escalate(self) -> bool:
         """True when no automated fix is left."""
-        return self.action is None
+        return self.action is None and self.retry_after is None
 
     def as_dict(self) -> dict[str, Any]:
         """What is stored with the action and on the timeline."""
@@ -38,6 +63,7 @@ class Decision:
             "reason": self.reason,
             "confidence": round(self.confidence, 4),
             "considered": self.considered,
+            "retry_after": self.retry_after,
         }
 
 
@@ -50,75 +76,121 @@ async def ensure_catalog(db: Database, tenant_id: str) -> None:
             )
 
 
+BackoffWait = Callable[[ServiceSpec], float]
+
+
 class Decider:
     """Picks, among the fixes this service can carry out, the one most likely to work."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, policies: Policies, backoff_wait: BackoffWait | None = None
+    ) -> None:
         self._db = db
+        self._policies = policies
+        self._backoff_wait = backoff_wait or (lambda _spec: 0.0)
 
-    async def decide(self, spec: ServiceSpec, incident_type: str, tried: set[str]) -> Decision:
-        """The best runnable, untried fix not in cooldown, or escalation."""
+    async def decide(
+        self,
+        spec: ServiceSpec,
+        incident_type: str,
+        tried: dict[str, int],
+        *,
+        clarity: float = 1.0,
+    ) -> Decision:
+        """The best runnable fix that no guard rail skips, or escalation."""
         await ensure_catalog(self._db, spec.tenant_id)
+        now = datetime.now(UTC)
         async with self._db.session() as session:
-            entries = await catalog_repo.catalog_entries(
-                session=session, tenant_id=spec.tenant_id, incident_type=incident_type
-            )
-            candidates = rank(
-                [
-                    Candidate(
-                        action=e.action,
-                        position=e.position,
-                        successes=e.successes,
-                        failures=e.failures,
-                        params=dict(e.params),
-                        mean_recovery_seconds=(
-                            round(e.recovery_seconds_total / e.successes, 2)
-                            if e.successes
-                            else None
-                        ),
-                    )
-                    for e in entries
-                    if e.enabled
-                ]
-            )
+            candidates = await self._candidates(session, spec.tenant_id, incident_type)
+            # untried fixes first, then retries; each group in ranked order
+            ordered = sorted(candidates, key=lambda c: tried.get(c.action, 0) > 0)
             considered: list[dict[str, Any]] = []
-            now = datetime.now(UTC)
-            for candidate in candidates:
-                why_not = await self._why_not(session, spec, candidate.action, tried, now)
-                if why_not is not None:
-                    considered.append(candidate.as_dict() | {"skipped": why_not})
+            waits: list[float] = []
+            for candidate in ordered:
+                rule, why, wait = await self._skip(session, spec, candidate.action, now)
+                if rule is not None:
+                    considered.append(candidate.as_dict() | {"skipped": why, "rule": rule})
+                    if wait:
+                        waits.append(wait)
                     continue
                 considered.append(candidate.as_dict() | {"chosen": True})
                 executor = spec.can_run(candidate.action)
                 assert executor is not None
                 remediation = spec.remediation.get(candidate.action)
                 params = candidate.params | (remediation.params if remediation else {})
+                retry = tried.get(candidate.action, 0)
                 return Decision(
                     action=candidate.action,
                     executor=executor,
                     params=params,
-                    reason=_reason(candidate, len(considered)),
-                    confidence=candidate.score,
+                    reason=_reason(candidate, considered, retry),
+                    confidence=round(clarity * candidate.score, 4),
                     considered=considered,
                 )
         skipped = "; ".join(f"{c['action']}: {c['skipped']}" for c in considered) or (
             f"the catalog has no fix for {incident_type}"
         )
+        if waits:
+            wait = min(waits)
+            return Decision(
+                reason=f"waiting {wait:.0f}s: every fix is held for now ({skipped})",
+                confidence=0.0,
+                considered=considered,
+                retry_after=wait,
+            )
         return Decision(
-            reason=f"escalating: no automated fix left ({skipped})",
+            reason=f"no automated fix left ({skipped})",
             confidence=1.0,
             considered=considered,
         )
 
-    async def _why_not(
-        self, session: Any, spec: ServiceSpec, action: str, tried: set[str], now: datetime
-    ) -> str | None:
-        if action in tried:
-            return "already tried for this incident"
+    async def _candidates(
+        self, session: AsyncSession, tenant_id: str, incident_type: str
+    ) -> list[Candidate]:
+        entries = await catalog_repo.catalog_entries(
+            session=session, tenant_id=tenant_id, incident_type=incident_type
+        )
+        return rank(
+            [
+                Candidate(
+                    action=e.action,
+                    position=e.position,
+                    successes=e.successes,
+                    failures=e.failures,
+                    params=dict(e.params),
+                    mean_recovery_seconds=(
+                        round(e.recovery_seconds_total / e.successes, 2) if e.successes else None
+                    ),
+                )
+                for e in entries
+                if e.enabled
+            ]
+        )
+
+    async def _skip(
+        self, session: AsyncSession, spec: ServiceSpec, action: str, now: datetime
+    ) -> tuple[str | None, str, float]:
+        """(rule, why, seconds until it may pass) for a held candidate; rule None if it may run."""
         if spec.can_run(action) is None:
             if not spec.webhook_url and action not in spec.remediation:
-                return "the service has no remediation for it and no webhook URL"
-            return "the service has a webhook URL but no secret to sign it with"
+                return "runnable", "the service has no remediation for it and no webhook URL", 0
+            return "runnable", "the service has a webhook URL but no secret to sign it with", 0
+        breaker = self._policies.breaker
+        outcomes = await actions_repo.recent_outcomes(
+            session=session,
+            tenant_id=spec.tenant_id,
+            service_id=spec.service_id,
+            action=action,
+            since=now - timedelta(seconds=breaker.reset_after),
+            limit=breaker.failures,
+        )
+        if len(outcomes) >= breaker.failures and all(o == "not_recovered" for o in outcomes):
+            return (
+                "breaker",
+                f"circuit breaker open: failed {breaker.failures} times in a row "
+                f"(closes {breaker.reset_after:g}s after the last failure)",
+                0,
+            )
         if spec.cooldown > 0:
             last = await actions_repo.last_run_at(
                 session=session,
@@ -129,18 +201,30 @@ class Decider:
             if last is not None:
                 elapsed = (now - last).total_seconds()
                 if elapsed < spec.cooldown:
-                    return f"in cooldown: ran {elapsed:.0f}s ago, cooldown is {spec.cooldown:g}s"
-        return None
+                    return (
+                        "cooldown",
+                        f"in cooldown: ran {elapsed:.0f}s ago, cooldown is {spec.cooldown:g}s",
+                        0,
+                    )
+        if action == RESTART:
+            wait = self._backoff_wait(spec)
+            if wait > 0:
+                return "backoff", f"restart backoff: next restart allowed in {wait:.0f}s", wait
+        return None, "", 0
 
 
-def _reason(chosen: Candidate, rank_position: int) -> str:
+def _reason(chosen: Candidate, considered: list[dict[str, Any]], retry: int) -> str:
     runs = chosen.successes + chosen.failures
     evidence = (
         f"{chosen.successes}/{runs} past runs recovered the service"
         if runs
         else "no outcomes recorded yet, so catalog order decides"
     )
-    skipped = (
-        f" after skipping {rank_position - 1} better-ranked fix(es)" if rank_position > 1 else ""
+    skipped = [c for c in considered if "skipped" in c]
+    tail = (
+        f"; skipped {', '.join(c['action'] + ' (' + c['rule'] + ')' for c in skipped)}"
+        if skipped
+        else ""
     )
-    return f"{chosen.action}: highest expected success {chosen.score:.2f} ({evidence}){skipped}"
+    again = f" (retry {retry + 1})" if retry else ""
+    return f"{chosen.action}{again}: highest expected success {chosen.score:.2f} ({evidence}){tail}"

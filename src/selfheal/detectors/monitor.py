@@ -9,12 +9,15 @@ sooner (RETRY_DELAY) while a symptom waits for confirmation.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from selfheal.checks.history import History
 from selfheal.checks.rollup import RollupBuffer
 from selfheal.checks.sample import Sample
+from selfheal.configfile import FlappingConfig
+from selfheal.detectors.flapping import FlapTracker
 from selfheal.detectors.hysteresis import Hysteresis
 from selfheal.detectors.thresholds import Symptom, evaluate
 from selfheal.logging import get_logger
@@ -54,7 +57,25 @@ class StatusChanged:
     reason: str
 
 
-Signal = Confirmed | Cleared | StatusChanged
+@dataclass(frozen=True, slots=True)
+class FlapStarted:
+    """The service changed between healthy and not too often within the window."""
+
+    spec: ServiceSpec
+    sample: Sample
+    changes: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlapSettled:
+    """A flapping service held one state for a whole window."""
+
+    spec: ServiceSpec
+    sample: Sample
+
+
+Signal = Confirmed | Cleared | StatusChanged | FlapStarted | FlapSettled
 
 
 @dataclass(slots=True)
@@ -66,6 +87,8 @@ class ServiceState:
     recent: History = field(default_factory=History)
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
     since: float | None = None  # when the status last changed
+    flaps: FlapTracker = field(default_factory=FlapTracker)
+    grace_until: float = 0.0  # after a restart, probes before this do not count
 
 
 def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:
@@ -84,17 +107,17 @@ class Monitor:
         self,
         *,
         on_signal: Callable[[Signal], None],
-        recovery_probes: int = 1,
         rollups: RollupBuffer | None = None,
         metrics: AgentMetrics | None = None,
+        flapping: FlappingConfig | None = None,
     ) -> None:
         self._on_signal = on_signal
-        self._recovery_probes = recovery_probes
         self._states: dict[ServiceKey, ServiceState] = {}
         self.rollups = rollups or RollupBuffer()
         self._duration = metrics.monitoring_duration if metrics is not None else None
         self.checks_ok = 0
         self.checks_failed = 0
+        self.flapping = flapping or FlappingConfig()
 
     def track(self, key: ServiceKey, status: ServiceStatus = ServiceStatus.UNKNOWN) -> ServiceState:
         """Start holding state for a service (idempotent)."""
@@ -129,11 +152,19 @@ class Monitor:
 
         symptoms = evaluate(sample, spec.thresholds)
         status, reason = status_of(sample, symptoms)
+        in_grace = sample.at < state.grace_until
         if status is not state.status:
             previous, state.status, state.since = state.status, status, sample.at
             self._on_signal(StatusChanged(spec, previous, status, sample, reason))
+            if not in_grace and previous is not ServiceStatus.UNKNOWN:
+                self._count_flap(spec, state, sample, previous, status)
+        if state.flaps.flapping and state.flaps.settled(sample.at, window=self.flapping.window):
+            self._on_signal(FlapSettled(spec, sample))
+        if in_grace:
+            # a restarted service is still starting: its probes neither open nor clear
+            return spec.interval
         changes = state.hysteresis.update(
-            symptoms, retries=spec.retries, recovery_probes=self._recovery_probes
+            symptoms, retries=spec.retries, recovery_probes=spec.recovery_probes
         )
         if changes is not None:
             for symptom in changes.opened:
@@ -141,6 +172,27 @@ class Monitor:
             for kind in changes.cleared:
                 self._on_signal(Cleared(spec, kind, sample))
         return spec.retry_delay if state.hysteresis.pending else spec.interval
+
+    def _count_flap(
+        self,
+        spec: ServiceSpec,
+        state: ServiceState,
+        sample: Sample,
+        previous: ServiceStatus,
+        status: ServiceStatus,
+    ) -> None:
+        flap = self.flapping
+        if not flap.enabled or (previous is ServiceStatus.UP) == (status is ServiceStatus.UP):
+            return  # down <-> degraded is one stretch of trouble, not a flap
+        if state.flaps.record_change(sample.at, threshold=flap.changes, window=flap.window):
+            self._on_signal(FlapStarted(spec, sample, flap.changes, flap.window))
+
+    def start_grace(self, key: ServiceKey, seconds: float) -> None:
+        """After a restart: for ``seconds``, probes of the service do not count."""
+        state = self._states.get(key)
+        if state is not None and seconds > 0:
+            state.grace_until = time.time() + seconds
+            state.hysteresis = Hysteresis()  # what it showed before the restart is history
 
     # -- views for metrics and the API --------------------------------------------------
 

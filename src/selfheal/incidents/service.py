@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.checks.sample import Sample
 from selfheal.detectors.thresholds import Symptom
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
+from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.severity import classify
 from selfheal.incidents.state import sources_of
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
+from selfheal.storage.repositories import groups as groups_repo
 from selfheal.storage.repositories import incidents as repo
 from selfheal.storage.tables import Incident
-from selfheal.types import IncidentStatus, IncidentType
+from selfheal.types import IncidentStatus, IncidentType, Severity
 
 log = get_logger(__name__)
+
+
+BREADTH_CRITICAL = 5  # a group this large makes its cause critical
+
+
+def clarity(symptom: Symptom) -> float:
+    """How unambiguous a symptom is, 0.5-1: outages are clear, a hair over a threshold less so."""
+    if symptom.observed is None or not symptom.limit:
+        return 1.0
+    overshoot = symptom.observed / symptom.limit - 1.0
+    return round(min(1.0, 0.5 + 2.5 * max(overshoot, 0.0)), 3)
 
 
 def incident_dict(row: Incident) -> dict[str, Any]:
@@ -37,24 +54,46 @@ def incident_dict(row: Incident) -> dict[str, Any]:
         "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
         "acknowledged_by": row.acknowledged_by,
         "resolution": row.resolution,
+        "group_id": row.group_id,
+        "silenced_by": row.silenced_by,
     }
 
 
 class IncidentService:
     """The only writer of incident state; callers say what happened, this records it."""
 
-    def __init__(self, *, db: Database, bus: EventBus, metrics: AgentMetrics | None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        metrics: AgentMetrics | None,
+        grouper: Grouper | None = None,
+        silence_for: Callable[[ServiceSpec], tuple[int, str] | None] | None = None,
+        on_resolved: Callable[[Incident], Awaitable[None]] | None = None,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._metrics = metrics
+        self._grouper = grouper
+        self._silence_for = silence_for
+        self._on_resolved = on_resolved
 
     async def open(
-        self, spec: ServiceSpec, symptom: Symptom, sample: Sample
+        self, spec: ServiceSpec, symptom: Symptom, sample: Sample, *, detected: str | None = None
     ) -> tuple[Incident, bool]:
-        """Open an incident for a confirmed symptom, or return the one already open."""
+        """Open an incident for a confirmed symptom, or return the one already open.
+
+        A new incident is checked against silences and put into its group in the
+        same transaction, so nothing acts on it before both are known.
+        """
         severity = classify(symptom.type, spec.tags)
         summary = f"{spec.name}: {symptom.type.value.replace('_', ' ')} ({symptom.detail})"
-        details: dict[str, Any] = {"symptom": symptom.detail, "sample": sample.as_dict()}
+        details: dict[str, Any] = {
+            "symptom": symptom.detail,
+            "sample": sample.as_dict(),
+            "clarity": clarity(symptom),
+        }
         if symptom.observed is not None:
             details["observed"], details["limit"] = symptom.observed, symptom.limit
         async with self._db.session() as session:
@@ -68,15 +107,7 @@ class IncidentService:
                 details=details,
             )
             if created:
-                await repo.add_event(
-                    session=session,
-                    tenant_id=spec.tenant_id,
-                    incident_id=row.id,
-                    kind="detected",
-                    message=f"{symptom.type.value} confirmed after {spec.retries} "
-                    f"consecutive bad probes: {symptom.detail}",
-                    data=details,
-                )
+                await self._record_opening(session, spec, symptom, row, details, detected)
         if created:
             log.warning(
                 "incident_opened",
@@ -84,11 +115,79 @@ class IncidentService:
                 service_id=spec.service_id,
                 type=row.type,
                 severity=row.severity,
+                group_id=row.group_id,
             )
             if self._metrics is not None:
                 self._metrics.incidents.labels(type=row.type, severity=row.severity).inc()
             self._bus.publish(ev.INCIDENT_OPENED, spec.tenant_id, incident_dict(row))
         return row, created
+
+    async def _record_opening(
+        self,
+        session: AsyncSession,
+        spec: ServiceSpec,
+        symptom: Symptom,
+        row: Incident,
+        details: dict[str, Any],
+        detected: str | None,
+    ) -> None:
+        tenant = spec.tenant_id
+        await repo.add_event(
+            session=session,
+            tenant_id=tenant,
+            incident_id=row.id,
+            kind="detected",
+            message=detected
+            or f"{symptom.type.value} confirmed after {spec.retries} consecutive bad probes: "
+            f"{symptom.detail}",
+            data=details,
+        )
+        silence = self._silence_for(spec) if self._silence_for else None
+        if silence is not None:
+            row.silenced_by, description = silence
+            await repo.add_event(
+                session=session,
+                tenant_id=tenant,
+                incident_id=row.id,
+                kind="silenced",
+                message=f"silenced: {description}; recorded, not acted on",
+                data={"silence_id": row.silenced_by},
+            )
+        if self._grouper is not None:
+            group, why = await self._grouper.assign(session, spec, row)
+            row.group_id = group.id
+            await repo.add_event(
+                session=session,
+                tenant_id=tenant,
+                incident_id=row.id,
+                kind="grouped",
+                message=f"group #{group.id}: {why}",
+                data={"group_id": group.id, "cause": group.cause_service_id},
+            )
+            await self._bump_for_breadth(session, tenant, group.id, group.cause_service_id)
+        await session.flush()
+
+    async def _bump_for_breadth(
+        self, session: AsyncSession, tenant: str, group_id: int, cause: str | None
+    ) -> None:
+        """A cause that takes many services down with it is critical."""
+        members = await groups_repo.members(session=session, tenant_id=tenant, group_id=group_id)
+        if len(members) < BREADTH_CRITICAL or cause is None:
+            return
+        for member in members:
+            if (
+                member.service_id == cause
+                and member.resolved_at is None
+                and member.severity != Severity.CRITICAL
+            ):
+                member.severity = Severity.CRITICAL.value
+                await repo.add_event(
+                    session=session,
+                    tenant_id=tenant,
+                    incident_id=member.id,
+                    kind="severity",
+                    message=f"severity raised to critical: {len(members) - 1} others fail with it",
+                )
 
     async def note(
         self,
@@ -160,6 +259,8 @@ class IncidentService:
         }.get(to, ev.INCIDENT_UPDATED)
         log.info("incident_" + to.value, incident_id=incident_id, service_id=row.service_id)
         self._bus.publish(event_type, tenant_id, incident_dict(row) | {"message": message})
+        if to is IncidentStatus.RESOLVED and self._on_resolved is not None:
+            await self._on_resolved(row)
         return row
 
     async def resolve_recovered(self, spec: ServiceSpec, kind: IncidentType) -> Incident | None:
@@ -183,6 +284,35 @@ class IncidentService:
             "service healthy again without further action",
             resolution="recovered",
         )
+
+    async def raise_lasting(self, after_seconds: float) -> int:
+        """Raise by one step the severity of incidents unresolved for ``after_seconds``,
+        once each; returns how many were raised."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=after_seconds)
+        raised: list[Incident] = []
+        async with self._db.session() as session:
+            for row in await repo.unresolved_incidents(session=session):
+                if row.opened_at > cutoff or row.details.get("severity_raised"):
+                    continue
+                before = Severity(row.severity)
+                after = list(Severity)[min(before.rank + 1, len(Severity) - 1)]
+                row.details = row.details | {"severity_raised": True}
+                if after is before:
+                    continue
+                row.severity = after.value
+                minutes = after_seconds / 60
+                await repo.add_event(
+                    session=session,
+                    tenant_id=row.tenant_id,
+                    incident_id=row.id,
+                    kind="severity",
+                    message=f"severity raised to {after.value}: unresolved for over "
+                    f"{minutes:g} minutes",
+                )
+                raised.append(row)
+        for row in raised:
+            self._bus.publish(ev.INCIDENT_UPDATED, row.tenant_id, incident_dict(row))
+        return len(raised)
 
     async def acknowledge(self, tenant_id: str, incident_id: int, by: str) -> None:
         """A person has seen it; automation goes on."""

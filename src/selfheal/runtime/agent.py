@@ -29,17 +29,30 @@ from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
+from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider, ensure_catalog
-from selfheal.detectors.monitor import Cleared, Confirmed, Monitor, Signal, StatusChanged
+from selfheal.decisions.limits import ActionSlots, RestartBackoff
+from selfheal.decisions.policy import resolve as resolve_policies
+from selfheal.detectors.monitor import (
+    Cleared,
+    Confirmed,
+    FlapSettled,
+    FlapStarted,
+    Monitor,
+    Signal,
+    StatusChanged,
+)
+from selfheal.detectors.thresholds import Symptom
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
+from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
 from selfheal.learning.outcomes import OutcomeRecorder
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
 from selfheal.runtime.fleet import FleetManager
-from selfheal.runtime.healer import Healer
+from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import catalog as catalog_repo
@@ -47,6 +60,7 @@ from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import samples as samples_repo
 from selfheal.storage.repositories import services as services_repo
 from selfheal.storage.repositories import tenants as tenants_repo
+from selfheal.storage.tables import Incident
 from selfheal.types import (
     DEFAULT_TENANT,
     IncidentStatus,
@@ -59,6 +73,7 @@ from selfheal.verification.verifier import Verifier
 log = get_logger(__name__)
 
 FLUSH_INTERVAL = 5.0
+SEVERITY_SWEEP = 30.0
 SHUTDOWN_GRACE = 10.0
 
 
@@ -76,6 +91,7 @@ class Agent:
             file_config = load_config_file(settings.SELFHEAL_CONFIG)
         self.file_config = file_config or FileConfig()
         self.settings = _apply_policies(settings, self.file_config)
+        self.policies = resolve_policies(self.settings, self.file_config.policies)
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
         self.bus = EventBus()
@@ -92,18 +108,19 @@ class Agent:
         self._status_rows: list[dict[str, Any]] = []
         self.monitor = Monitor(
             on_signal=self._signals.put_nowait,
-            recovery_probes=self.settings.RECOVERY_PROBES,
             metrics=self.metrics,
+            flapping=self.policies.flapping,
         )
         self.metrics.watch_fleet(self.monitor)
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.incidents = IncidentService(db=self.db, bus=self.bus, metrics=self.metrics)
+        self.controls = Controls(self.db)
         self.outcomes = OutcomeRecorder(self.db, self.metrics)
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
+        self.incidents: IncidentService
         self.healer: Healer
         self.notifier: Notifier
 
@@ -130,6 +147,40 @@ class Agent:
             bus=self.bus,
         )
         self.notifier = Notifier(self._http, self.file_config.notifications)
+        self._build_healing()
+        await self._load_identity_and_catalog()
+        await self.controls.load(self.file_config.silences)
+        await self.fleet.sync_config(self.file_config)
+        count = await self.fleet.load_all()
+        self.metrics.seed_outcomes(*await self.outcomes.totals())
+        await self._recover_incidents()
+        self._tasks = [
+            asyncio.create_task(self._supervised(self._signal_loop), name="signals"),
+            asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
+            asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
+        ]
+        # what exists now lives as long as the process: keep it out of full GC passes,
+        # which otherwise walk every service's state and delay probes by ~100 ms
+        gc.freeze()
+        log.info("agent_started", services=count, database=_redact_url(self.settings.DATABASE_URL))
+
+    def _build_healing(self) -> None:
+        """Incidents, decisions, actions, verification: everything after detection."""
+        assert self._http is not None
+        grouper = Grouper(
+            specs=self.fleet.specs,
+            spec_of=self.fleet.spec,
+            status_of=self._status_of,
+            window=self.policies.group_window,
+        )
+        self.incidents = IncidentService(
+            db=self.db,
+            bus=self.bus,
+            metrics=self.metrics,
+            grouper=grouper,
+            silence_for=self._silence_for,
+            on_resolved=self._on_resolved,
+        )
         executors: dict[str, Executor] = {
             "webhook": WebhookExecutor(self._http),
             "exec": CommandExecutor(),
@@ -146,31 +197,49 @@ class Agent:
                 "notify": self.settings.WEBHOOK_TIMEOUT,
             },
         )
+        backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
         self.healer = Healer(
             db=self.db,
             bus=self.bus,
-            settings=self.settings,
+            policies=self.policies,
             incidents=self.incidents,
-            decider=Decider(self.db),
+            decider=Decider(self.db, self.policies, lambda spec: backoff.wait(spec.key)),
             runner=runner,
             verifier=Verifier(self.probe_and_observe, interval=self.settings.VERIFY_INTERVAL),
             outcomes=self.outcomes,
             notifier=self.notifier,
+            controls=self.controls,
+            grouper=grouper,
+            monitor=self.monitor,
+            slots=ActionSlots(
+                max_concurrent=self.policies.max_concurrent_actions,
+                max_fleet_fraction=self.policies.max_fleet_fraction,
+                fleet_size=lambda: len(self.scheduler),
+            ),
+            backoff=backoff,
             spec_of=self.fleet.spec,
         )
-        await self._load_identity_and_catalog()
-        await self.fleet.sync_config(self.file_config)
-        count = await self.fleet.load_all()
-        self.metrics.seed_outcomes(*await self.outcomes.totals())
-        await self._recover_incidents()
-        self._tasks = [
-            asyncio.create_task(self._supervised(self._signal_loop), name="signals"),
-            asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
-        ]
-        # what exists now lives as long as the process: keep it out of full GC passes,
-        # which otherwise walk every service's state and delay probes by ~100 ms
-        gc.freeze()
-        log.info("agent_started", services=count, database=_redact_url(self.settings.DATABASE_URL))
+
+    def _status_of(self, key: ServiceKey) -> ServiceStatus:
+        state = self.monitor.state(key)
+        return state.status if state is not None else ServiceStatus.UNKNOWN
+
+    def _healthy_since(self, key: ServiceKey) -> float | None:
+        state = self.monitor.state(key)
+        if state is None or state.status is not ServiceStatus.UP:
+            return None
+        return state.since
+
+    def _silence_for(self, spec: ServiceSpec) -> tuple[int, str] | None:
+        silence = self.controls.silence_for(spec)
+        if silence is None:
+            return None
+        until = silence.ends_at.isoformat(timespec="seconds")
+        return silence.id, f"silence #{silence.id} until {until} ({silence.comment})"
+
+    async def _on_resolved(self, row: Incident) -> None:
+        self.healer.resolved(row.id)
+        await notify_group_resolved(self.db, self.notifier, row)
 
     async def stop(self) -> None:
         """Stop probing, let heal loops finish briefly, flush, close connections."""
@@ -265,13 +334,19 @@ class Agent:
                 await self._handle(signal)
 
     async def _with_retry(self, handler: Any, signal: Signal) -> None:
-        """A database outage delays signals; it does not lose them."""
+        """A database outage delays signals; it does not lose them. A bug in handling one
+        signal is logged and that signal dropped: the agent keeps watching the rest."""
         delay = 0.5
         while True:
             try:
                 await handler(signal)
                 return
-            except StorageError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, StorageError):
+                    log.exception("signal_handling_failed", signal=type(signal).__name__)
+                    return
                 log.warning(
                     "signal_delayed_database_unavailable", error=exc.message, retry_in=delay
                 )
@@ -288,9 +363,21 @@ class Agent:
             if created:
                 self.healer.start(row)
         elif isinstance(signal, Cleared):
-            resolved = await self.incidents.resolve_recovered(signal.spec, signal.type)
-            if resolved is not None:
-                await self._notify_if_escalated(resolved.id, signal.spec)
+            await self.incidents.resolve_recovered(signal.spec, signal.type)
+        elif isinstance(signal, FlapStarted):
+            symptom = Symptom(
+                IncidentType.FLAPPING,
+                f"{signal.changes} changes between healthy and unhealthy within {signal.window:g}s",
+                float(signal.changes),
+                float(signal.changes),
+            )
+            row, created = await self.incidents.open(
+                signal.spec, symptom, signal.sample, detected=f"flapping: {symptom.detail}"
+            )
+            if created:
+                self.healer.start(row)
+        elif isinstance(signal, FlapSettled):
+            await self.incidents.resolve_recovered(signal.spec, IncidentType.FLAPPING)
 
     def _on_status(self, signal: StatusChanged) -> None:
         spec, sample = signal.spec, signal.sample
@@ -326,21 +413,6 @@ class Agent:
             }
         )
 
-    async def _notify_if_escalated(self, incident_id: int, spec: ServiceSpec) -> None:
-        async with self.db.session() as session:
-            steps = await incidents_repo.timeline(
-                session=session, tenant_id=spec.tenant_id, incident_id=incident_id
-            )
-        if any(step.kind == IncidentStatus.ESCALATED for step in steps):
-            await self.notifier.send(
-                "incident.resolved",
-                {
-                    "tenant_id": spec.tenant_id,
-                    "incident_id": incident_id,
-                    "service_id": spec.service_id,
-                },
-            )
-
     # -- persistence of samples ---------------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -370,6 +442,15 @@ class Agent:
             self.monitor.rollups.requeue(rollups)
             raise
 
+    async def _severity_loop(self) -> None:
+        """Incidents that last raise their severity one step, once."""
+        while True:
+            await asyncio.sleep(SEVERITY_SWEEP)
+            try:
+                await self.incidents.raise_lasting(self.policies.escalate_severity_after)
+            except StorageError as exc:
+                log.warning("severity_sweep_delayed", error=exc.message)
+
     # -- helpers for the API ------------------------------------------------------------
 
     async def probe_and_observe(self, spec: ServiceSpec) -> Sample:
@@ -381,14 +462,10 @@ class Agent:
 
 def _apply_policies(settings: Settings, config: FileConfig) -> Settings:
     """Config-file policies override the environment's defaults."""
-    updates: dict[str, Any] = {}
+    # cooldown is resolved per service (ServiceSpec); the rest live in Policies
     if config.policies.cooldown is not None:
-        updates["ACTION_COOLDOWN"] = config.policies.cooldown
-    if config.policies.max_attempts is not None:
-        updates["MAX_ATTEMPTS"] = config.policies.max_attempts
-    if config.policies.verify_timeout is not None:
-        updates["VERIFY_TIMEOUT"] = config.policies.verify_timeout
-    return settings.model_copy(update=updates) if updates else settings
+        return settings.model_copy(update={"ACTION_COOLDOWN": config.policies.cooldown})
+    return settings
 
 
 def _group(entries: Any) -> dict[str, list[Any]]:

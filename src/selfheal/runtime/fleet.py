@@ -27,7 +27,17 @@ from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
 
 log = get_logger(__name__)
 
-SETTING_FIELDS = ("interval", "timeout", "retries", "retry_delay", "cooldown")
+SETTING_FIELDS = (
+    "interval",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "cooldown",
+    "depends_on",
+    "dry_run",
+    "grace",
+    "recovery_probes",
+)
 
 
 class FleetManager:
@@ -81,6 +91,10 @@ class FleetManager:
             retries=opts.get("retries"),
             retry_delay=opts.get("retry_delay"),
             cooldown=opts.get("cooldown"),
+            depends_on=list(opts.get("depends_on") or ()),
+            dry_run=opts.get("dry_run"),
+            grace=opts.get("grace"),
+            recovery_probes=opts.get("recovery_probes"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             thresholds=ThresholdOverrides.model_validate(opts.get("thresholds") or {}),
@@ -243,6 +257,10 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "retries": svc.retries,
             "retry_delay": svc.retry_delay,
             "cooldown": svc.cooldown,
+            "depends_on": svc.depends_on or None,
+            "dry_run": svc.dry_run,
+            "grace": svc.grace,
+            "recovery_probes": svc.recovery_probes,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
         },
         "remediation": {

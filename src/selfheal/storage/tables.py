@@ -150,6 +150,24 @@ class Incident(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(Text)
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incident_groups.id", ondelete="SET NULL"), index=True
+    )
+    silenced_by: Mapped[int | None] = mapped_column(Integer)  # the silence that covered it
+
+
+class IncidentGroup(Base):
+    """Incidents that started together and share a probable cause; notified as one."""
+
+    __tablename__ = "incident_groups"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    cause_service_id: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    escalated_at: Mapped[datetime | None] = mapped_column()
+    notified_channels: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class IncidentEvent(Base):
@@ -256,3 +274,32 @@ class SampleRollup(Base):
     cpu_max: Mapped[float | None] = mapped_column(Float)
     memory_max: Mapped[float | None] = mapped_column(Float)
     error_rate_max: Mapped[float | None] = mapped_column(Float)
+
+
+class Silence(Base):
+    """A silence or maintenance window: matching incidents are recorded, not acted on."""
+
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    service_id: Mapped[str | None] = mapped_column(String(128))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | config
+
+
+class AutomationPause(Base):
+    """The kill switch: automation stopped for a tenant (``*``) or one service."""
+
+    __tablename__ = "automation_pauses"
+    __table_args__ = (UniqueConstraint("tenant_id", "service_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    service_id: Mapped[str] = mapped_column(String(128))  # "*" for every service
+    reason: Mapped[str] = mapped_column(Text, default="")
+    paused_by: Mapped[str] = mapped_column(String(200))
+    paused_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -54,6 +54,10 @@ class Verifier:
         self._interval = interval
         self._needed = needed
 
+    async def check_once(self, spec: ServiceSpec, kind: IncidentType) -> bool:
+        """One probe: has the service recovered from this kind of trouble by now?"""
+        return is_recovered(await self._probe(spec), spec, kind)
+
     async def verify(
         self, spec: ServiceSpec, kind: IncidentType, *, started: float, timeout: float
     ) -> Verification:

@@ -11,6 +11,7 @@ from selfheal.api.schemas import IncidentDetail, IncidentResolve, IncidentsPubli
 from selfheal.api.views import action_public, incident_public, timeline_public
 from selfheal.errors import BadRequestError, ConflictError, NotFoundError
 from selfheal.storage.repositories import actions as actions_repo
+from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import incidents as repo
 from selfheal.types import IncidentStatus, IncidentType, ServiceKey
 
@@ -109,9 +110,18 @@ async def resolve(
     "/{incident_id}/approve", response_model=IncidentDetail, summary="Approve a held action"
 )
 async def approve(incident_id: int, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
-    """Release an action that waits for human approval."""
+    """Release the action the incident holds for approval (see ``policies.approval``)."""
     await _detail(agent, principal.tenant_id, incident_id)
-    raise ConflictError(
-        f"incident {incident_id} has no action waiting for approval "
-        "(approval policies are not configured)"
-    )
+    action = agent.controls.approve(incident_id, principal.key_name)
+    if action is None:
+        raise ConflictError(f"incident {incident_id} has no action waiting for approval")
+    async with agent.db.session() as session:
+        await audit_repo.audit(
+            session=session,
+            tenant_id=principal.tenant_id,
+            actor=principal.key_name,
+            verb="incident.approve",
+            target=str(incident_id),
+            detail={"action": action},
+        )
+    return await _detail(agent, principal.tenant_id, incident_id)

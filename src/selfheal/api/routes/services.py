@@ -21,6 +21,7 @@ from selfheal.api.schemas import (
 from selfheal.api.views import service_public
 from selfheal.checks.sample import Sample
 from selfheal.errors import AuthenticationError, NotFoundError, ValidationFailedError
+from selfheal.runtime.fleet import SETTING_FIELDS
 from selfheal.storage.repositories import services as repo
 from selfheal.types import ServiceKey
 
@@ -55,7 +56,7 @@ async def register_service(
 
 
 def _options(fields: dict[str, Any]) -> dict[str, Any]:
-    names = ("interval", "timeout", "retries", "retry_delay", "cooldown", "thresholds")
+    names = (*SETTING_FIELDS, "thresholds")
     return {name: fields[name] for name in names if fields.get(name) is not None}
 
 

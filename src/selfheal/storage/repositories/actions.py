@@ -108,3 +108,43 @@ async def list_actions(
         select(Action).where(Action.tenant_id == tenant_id).order_by(Action.id.desc()).limit(limit)
     )
     return result.scalars().all()
+
+
+async def recent_outcomes(
+    *,
+    session: AsyncSession,
+    tenant_id: str,
+    service_id: str,
+    action: str,
+    since: datetime,
+    limit: int,
+) -> list[str | None]:
+    """Outcomes of this action on this service since a time, newest first."""
+    result = await session.execute(
+        select(Action.outcome)
+        .where(
+            Action.tenant_id == tenant_id,
+            Action.service_id == service_id,
+            Action.action == action,
+            Action.started_at >= since,
+        )
+        .order_by(Action.id.desc())
+        .limit(limit)
+    )
+    return [outcome for (outcome,) in result]
+
+
+async def count_since(
+    *, session: AsyncSession, tenant_id: str, service_id: str, since: datetime
+) -> int:
+    """Actions run on a service since a time (for rate limits)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(Action)
+        .where(
+            Action.tenant_id == tenant_id,
+            Action.service_id == service_id,
+            Action.started_at >= since,
+        )
+    )
+    return int(result.scalar_one())
