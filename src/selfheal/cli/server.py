@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 
 import uvicorn
 
@@ -29,6 +31,18 @@ async def run_server(
         ws_ping_interval=20,
     )
     server = uvicorn.Server(config)
+    # our handlers, not uvicorn's: uvicorn re-raises the signal after shutdown, which
+    # would turn a clean stop into "killed by SIGTERM"
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if server.should_exit:
+            server.force_exit = True  # a second Ctrl-C: stop waiting for connections
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     await the_agent.start()
 
     async def watch() -> None:
@@ -40,6 +54,8 @@ async def run_server(
         await server.serve()
     finally:
         watcher.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await the_agent.stop()
     if the_agent.failed is not None:
         return 1
