@@ -34,6 +34,7 @@ from selfheal.detectors.monitor import Cleared, Confirmed, Monitor, Signal, Stat
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
+from selfheal.events.digest import ProbeDigest
 from selfheal.incidents.service import IncidentService
 from selfheal.learning.outcomes import OutcomeRecorder
 from selfheal.logging import get_logger
@@ -79,6 +80,7 @@ class Agent:
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
         self.bus = EventBus()
+        self.bus.add_listener(self.metrics.on_event)
         self.db = Database(self.settings.DATABASE_URL)
         self.keys = KeyStore()
         self.box = SecretBox(self.settings.secret_key())
@@ -96,11 +98,18 @@ class Agent:
             metrics=self.metrics,
         )
         self.metrics.watch_fleet(self.monitor)
+        self.metrics.watch_agent(
+            heal_loops=lambda: self.healer.active if hasattr(self, "healer") else 0,
+            lateness=lambda: self.scheduler.lateness() if hasattr(self, "scheduler") else [],
+            feed=self.bus.feed_stats,
+        )
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.incidents = IncidentService(db=self.db, bus=self.bus, metrics=self.metrics)
         self.outcomes = OutcomeRecorder(self.db, self.metrics)
+        # the live feed's once-a-second summary of fresh probes (sparklines, last check)
+        self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -166,6 +175,7 @@ class Agent:
         self._tasks = [
             asyncio.create_task(self._supervised(self._signal_loop), name="signals"),
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
+            asyncio.create_task(self._supervised(self.digest.run), name="digest"),
         ]
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
@@ -243,6 +253,9 @@ class Agent:
         """Pick up what a previous process left unfinished."""
         async with self.db.session() as session:
             rows = await incidents_repo.unresolved_incidents(session=session)
+        self.metrics.seed_open_incidents(
+            (row.id, ServiceKey(row.tenant_id, row.service_id), row.type) for row in rows
+        )
         for row in rows:
             state = self.monitor.state(ServiceKey(row.tenant_id, row.service_id))
             if state is not None:
@@ -371,6 +384,10 @@ class Agent:
             raise
 
     # -- helpers for the API ------------------------------------------------------------
+
+    def _last(self, key: ServiceKey) -> Sample | None:
+        state = self.monitor.state(key)
+        return state.last if state is not None else None
 
     async def probe_and_observe(self, spec: ServiceSpec) -> Sample:
         """An extra probe (verification) that also updates the monitor."""
