@@ -38,27 +38,33 @@ class ProbeDigest:
         self._keys = keys
         self._last_sample = last_sample
         self.interval = interval
-        self._seen_until = 0.0
+        # the ``at`` of the probe last sent per service: a probe is new when it differs
+        # (not when it is later than the last tick: a slow probe starts before one and
+        # lands after it)
+        self._sent: dict[ServiceKey, float] = {}
 
     def tick(self) -> int:
         """Publish one round; returns how many probes went out."""
         watched = self._bus.watched_tenants()
-        newest = self._seen_until
         if not watched:
+            self._sent = {}
             return 0
         every_tenant = None in watched
         rows: dict[str, list[list[object]]] = {}
+        sent: dict[ServiceKey, float] = {}
         for key in list(self._keys()):
             if not every_tenant and key.tenant_id not in watched:
                 continue
             sample = self._last_sample(key)
-            if sample is None or sample.at <= self._seen_until:
+            if sample is None:
                 continue
-            newest = max(newest, sample.at)
+            sent[key] = sample.at
+            if self._sent.get(key) == sample.at:
+                continue
             rows.setdefault(key.tenant_id, []).append(
                 [key.service_id, sample.at, round(sample.response_ms, 2), sample.ok]
             )
-        self._seen_until = newest
+        self._sent = sent
         for tenant_id, probes in rows.items():
             self._bus.publish(SERVICE_PROBES, tenant_id, {"probes": probes})
         return sum(len(p) for p in rows.values())
