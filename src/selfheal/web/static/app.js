@@ -158,6 +158,7 @@ addEventListener("hashchange", () => {
 
 async function resync(api, views) {
   try {
+    views.fleet.beginSync();
     const fleet = await api.get("/api/fleet");
     views.fleet.load(fleet.body);
     await views.incidents.load();
@@ -166,6 +167,7 @@ async function resync(api, views) {
     views.charts.stale = true;
     views.charts.show(views.charts.visible);
   } catch (err) {
+    views.fleet.pending = null;
     report(err);
   }
 }

@@ -4,7 +4,6 @@
 
 import { debounce, fmtDuration, fmtPercent, h, s } from "./util.js";
 
-const W = 600;
 const H = 180;
 const PAD = { top: 10, right: 8, bottom: 22, left: 44 };
 const MAX_SERVICES = 15;
@@ -17,6 +16,10 @@ export class ChartsView {
     this.range = document.getElementById("charts-range");
     this.range.addEventListener("change", () => this.load());
     this.reload = debounce(() => this.load(), 2000);
+    this.data = null;
+    // charts are drawn at their real pixel width, so text stays readable on a phone
+    const redraw = debounce(() => this.data && this.visible && this.render(this.data), 150);
+    new ResizeObserver(redraw).observe(document.querySelector(".charts-grid"));
   }
 
   show(visible) {
@@ -37,6 +40,7 @@ export class ChartsView {
   }
 
   render(data) {
+    this.data = data;
     document.getElementById("charts-note").textContent =
       `${data.buckets.length} intervals of ${fmtDuration(data.bucket_seconds)}`;
     document.getElementById("charts-summary").replaceChildren(
@@ -46,11 +50,11 @@ export class ChartsView {
       stat(String(data.actions.reduce((n, a) => n + a.runs, 0)), "actions run"),
     );
     const labels = (i) => timeLabel(data.buckets[i].start, data.bucket_seconds);
-    put("chart-incidents", columns(data.buckets.map((b) => b.opened), labels, (v) => String(v), "bar bad"));
+    put("chart-incidents", columns(width("chart-incidents"), data.buckets.map((b) => b.opened), labels, (v) => String(v), "bar bad"));
     put(
       "chart-mttr",
       data.buckets.some((b) => b.mttr_seconds !== null)
-        ? columns(data.buckets.map((b) => b.mttr_seconds), labels, fmtDuration, "bar")
+        ? columns(width("chart-mttr"), data.buckets.map((b) => b.mttr_seconds), labels, fmtDuration, "bar")
         : empty("No incident was resolved in this range."),
     );
     const services = data.services.slice(0, MAX_SERVICES);
@@ -58,6 +62,7 @@ export class ChartsView {
       "chart-availability",
       services.length
         ? bars(
+            width("chart-availability"),
             services.map((sv) => ({
               label: sv.service_id,
               value: sv.availability ?? 0,
@@ -72,6 +77,7 @@ export class ChartsView {
       "chart-actions",
       data.actions.length
         ? bars(
+            width("chart-actions"),
             data.actions.map((a) => ({
               label: `${a.incident_type} · ${a.action}`,
               value: a.success_rate ?? 0,
@@ -82,6 +88,10 @@ export class ChartsView {
         : empty("No action ran in this range."),
     );
   }
+}
+
+function width(id) {
+  return Math.max(260, Math.floor(document.getElementById(id).clientWidth) || 600);
 }
 
 function put(id, node) {
@@ -108,7 +118,7 @@ function timeLabel(iso, step) {
 }
 
 /** A column chart of one value per interval (null values leave a gap). */
-function columns(values, label, format, barClass) {
+function columns(W, values, label, format, barClass) {
   const n = values.length;
   const max = Math.max(0, ...values.filter((v) => v !== null));
   const top = max > 0 ? max : 1;
@@ -134,7 +144,7 @@ function columns(values, label, format, barClass) {
     bar.append(s("title", { text: `${label(i)}: ${format(value)}` }));
     svg.append(bar);
   });
-  const ticks = 6;
+  const ticks = W < 420 ? 3 : 6;
   for (let t = 0; t < ticks; t += 1) {
     const i = Math.round((t * (n - 1)) / (ticks - 1));
     svg.append(s("text", { class: "label", x: (PAD.left + i * slot + slot / 2).toFixed(1), y: H - 6, "text-anchor": "middle", text: label(i) }));
@@ -144,16 +154,17 @@ function columns(values, label, format, barClass) {
 }
 
 /** Horizontal bars of ratios (0-1), one labelled row each. */
-function bars(rows, footnote = null) {
+function bars(W, rows, footnote = null) {
   const rowH = 24;
-  const labelW = 190;
-  const textW = 110;
+  const labelW = Math.min(190, Math.round(W * 0.4));
+  const textW = Math.min(120, Math.round(W * 0.3));
   const height = rows.length * rowH + 4;
   const svg = s("svg", { viewBox: `0 0 ${W} ${height}`, role: "img" });
   const barW = W - labelW - textW;
   rows.forEach((row, i) => {
     const y = i * rowH + 4;
-    const label = row.label.length > 28 ? `${row.label.slice(0, 27)}…` : row.label;
+    const room = Math.max(8, Math.floor(labelW / 6.5));
+    const label = row.label.length > room ? `${row.label.slice(0, room - 1)}…` : row.label;
     svg.append(
       s("text", { class: "label", x: labelW - 8, y: y + 13, "text-anchor": "end", text: label }, s("title", { text: row.label })),
       s("rect", { class: "track", x: labelW, y: y + 2, width: barW, height: 14, rx: 3 }),

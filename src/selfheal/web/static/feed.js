@@ -1,6 +1,6 @@
 // The live feed over WebSocket. A browser cannot set headers on a WebSocket, so the key
 // goes in the first message (never in the URL). Reconnects with backoff; after a
-// reconnect the views resynchronise once, since events may have been missed meanwhile.
+// connection the views resynchronise once: events may have been missed before it.
 
 const BACKOFF = [500, 1000, 2000, 5000, 10000];
 
@@ -40,12 +40,13 @@ export class Feed {
       return;
     }
     if (event.type === "connected") {
-      const resync = this.everConnected;
+      // the server subscribed before saying "connected": a snapshot loaded from now on,
+      // plus the events that follow, is complete. So every connection resyncs once.
       this.everConnected = true;
       this.attempt = 0;
       this.handlers.onTenant(event.tenant_id);
       this.handlers.onState("live");
-      if (resync) this.handlers.onResync();
+      this.handlers.onResync();
       return;
     }
     this.received += 1;

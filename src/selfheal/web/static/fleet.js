@@ -27,6 +27,7 @@ export class FleetView {
     this.filter = { q: "", tag: "", status: "" };
     this.sort = "status";
     this.pool = [];
+    this.pending = null;
 
     this.viewport = document.getElementById("fleet-viewport");
     this.canvas = document.getElementById("fleet-canvas");
@@ -87,10 +88,22 @@ export class FleetView {
 
   // -- the model ----------------------------------------------------------------------
 
+  /** Start a resync: events from now on are also kept, to replay over the new snapshot. */
+  beginSync() {
+    this.pending = [];
+  }
+
   load(snapshot) {
     this.skew = snapshot.at - Date.now() / 1000;
     this.services = new Map(snapshot.services.map((svc) => [svc.service_id, record(svc)]));
     this.setTags(snapshot.tags);
+    const replay = this.pending || [];
+    this.pending = null;
+    // events that arrived while the snapshot was on its way; stale ones are ignored
+    for (const [kind, data] of replay) {
+      if (kind === "status") this.onStatus(data);
+      else this.onProbes(data);
+    }
     this.loaded = true;
     this.listDirty = true;
     this.schedule();
@@ -108,11 +121,13 @@ export class FleetView {
 
   /** A service.status event. */
   onStatus(data) {
+    if (this.pending) this.pending.push(["status", data]);
     const rec = this.services.get(data.service_id);
     if (!rec) return;
+    const sample = data.sample || {};
+    if (sample.at && rec.since && sample.at < rec.since) return; // older than what we show
     rec.status = data.status;
     rec.reason = data.reason || "";
-    const sample = data.sample || {};
     if (sample.at) {
       rec.since = sample.at;
       addPoint(rec, sample.at, sample.response_ms, sample.ok);
@@ -124,6 +139,7 @@ export class FleetView {
 
   /** A service.probes event: [[service_id, at, response_ms, ok], ...]. */
   onProbes(rows) {
+    if (this.pending) this.pending.push(["probes", rows]);
     for (const [id, at, ms, ok] of rows) {
       const rec = this.services.get(id);
       if (rec && addPoint(rec, at, ms, ok)) rec.v += 1;
@@ -319,7 +335,8 @@ function setAge(tile, rec, now) {
 /** Draw a sparkline into an svg built by makeTile (viewBox 100 x 24). */
 export function drawSpark(target, values, oks) {
   const n = values.length;
-  const step = 100 / (SPARK_POINTS - 1);
+  // fewer probes than the sparkline holds (a new service): spread them over the width
+  const step = 100 / Math.max(1, n - 1);
   const max = Math.max(1, ...values);
   let points = "";
   const failMarks = [];

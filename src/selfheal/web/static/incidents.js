@@ -86,8 +86,16 @@ export class IncidentsView {
       ...UNRESOLVED.map((status) => this.api.get(`/api/incidents?status=${status}&limit=500`)),
       this.api.get("/api/incidents?limit=100"),
     ]);
+    const previous = this.incidents;
     this.incidents = new Map();
     for (const page of pages) for (const incident of page.body.data) this.incidents.set(incident.id, incident);
+    // an event that arrived while the pages loaded may be newer than what they say
+    for (const [id, known] of previous) {
+      const loaded = this.incidents.get(id);
+      if (loaded && known.updated_at && toSeconds(known.updated_at) > toSeconds(loaded.updated_at)) {
+        this.incidents.set(id, known);
+      }
+    }
     this.scheduleList();
     if (this.selected !== null) this.loadDetail();
   }

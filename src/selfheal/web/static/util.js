@@ -1,5 +1,5 @@
 // Small DOM and formatting helpers. Text always goes in through textContent, never
-// innerHTML, so a service name can never inject markup.
+// as HTML markup, so a service name can never inject any.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
