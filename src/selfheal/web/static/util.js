@@ -79,8 +79,15 @@ export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
-  return `${Math.floor(seconds / 3600)}h ${Math.round((seconds % 3600) / 60)}m`;
+  if (seconds < 3600) {
+    const rest = Math.round(seconds % 60);
+    return rest ? `${Math.floor(seconds / 60)}m ${rest}s` : `${Math.floor(seconds / 60)}m`;
+  }
+  if (seconds < 86400) {
+    const rest = Math.round((seconds % 3600) / 60);
+    return rest ? `${Math.floor(seconds / 3600)}h ${rest}m` : `${Math.floor(seconds / 3600)}h`;
+  }
+  return `${Math.round(seconds / 3600)}h`;
 }
 
 export function fmtPercent(ratio, digits = 1) {
