@@ -172,3 +172,21 @@ def test_probe_digest_sends_fresh_probes_to_watched_tenants_only() -> None:
         sub._items.popleft()
     sub.close()
     assert bus.watched_tenants() == set()
+
+
+def test_probe_digest_does_not_lose_a_slow_probe() -> None:
+    """A probe's ``at`` is when it started: a slow one lands after a later-started one."""
+    from selfheal.checks.sample import Sample
+    from selfheal.types import ServiceKey
+
+    bus = EventBus()
+    fast, slow = ServiceKey("a", "fast"), ServiceKey("a", "slow")
+    samples: dict[ServiceKey, Sample] = {fast: Sample(fast, 200.0, True, 1.0)}
+    digest = ProbeDigest(bus=bus, keys=lambda: [fast, slow], last_sample=samples.get)
+    sub = bus.subscribe("a")
+    assert digest.tick() == 1
+    samples[slow] = Sample(slow, 199.0, False, 900.0)  # started before, finished after
+    assert digest.tick() == 1
+    last = list(sub._items)[-1]
+    assert last.data == {"probes": [["slow", 199.0, 900.0, False]]}
+    sub.close()
