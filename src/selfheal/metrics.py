@@ -2,18 +2,25 @@
 
 Per-service values (health, latency) and the probe counter are read from the
 monitor's in-memory state at scrape time by a custom collector, so the probe
-hot path pays nothing for them.
+hot path pays nothing for them. Per-service incident figures come from the
+event bus (``on_event`` is a bus listener), as STYLE asks of every consumer.
+
+Labels stay bounded: ``tenant`` and ``service`` by the registered fleet,
+``type`` by the incident types, ``action`` by the catalog, ``outcome`` and
+``status`` by small fixed sets. No incident or action ids ever become labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from selfheal import __version__
+from selfheal.events.bus import INCIDENT_OPENED, INCIDENT_RESOLVED, Event
 from selfheal.types import ServiceKey, ServiceStatus
 
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -67,7 +74,23 @@ class AgentMetrics:
             buckets=RECOVERY_BUCKETS,
             registry=registry,
         )
+        self.service_incidents = Counter(
+            "service_incidents",
+            "Incidents opened, by tenant, service and incident type.",
+            ["tenant", "service", "type"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "agent_events",
+            "Events published on the bus (and so on the live feed), by event type.",
+            ["type"],
+            registry=registry,
+        )
+        info = Gauge("agent_info", "Always 1; the agent's version.", ["version"], registry=registry)
+        info.labels(version=__version__).set(1)
         self._outcomes = [0, 0]  # recovered, not recovered
+        # unresolved incidents: id -> (service, type), kept current from the bus
+        self._open: dict[int, tuple[ServiceKey, str]] = {}
 
     def count_outcome(self, recovered: bool) -> None:
         """Feed one verification result into the success-rate gauge."""
@@ -86,6 +109,34 @@ class AgentMetrics:
     def watch_fleet(self, view: FleetView) -> None:
         """Register the scrape-time collector of per-service values."""
         self.registry.register(_FleetCollector(view.health_rows, view.check_counts))
+        self.registry.register(_OpenIncidentsCollector(lambda: self._open.values()))
+
+    def watch_agent(
+        self,
+        *,
+        heal_loops: Callable[[], int],
+        lateness: Callable[[], Sequence[float]],
+        feed: Callable[[], tuple[int, int]],
+    ) -> None:
+        """Register the scrape-time collector of the agent's own workings."""
+        self.registry.register(_AgentCollector(heal_loops, lateness, feed))
+
+    def seed_open_incidents(self, rows: Iterable[tuple[int, ServiceKey, str]]) -> None:
+        """Start the open-incident gauge from the database: (id, service, type)."""
+        self._open = {incident_id: (key, kind) for incident_id, key, kind in rows}
+
+    def on_event(self, event: Event) -> None:
+        """Bus listener: count events and keep the per-service incident figures."""
+        self.events.labels(type=event.type).inc()
+        if event.type == INCIDENT_OPENED:
+            key = ServiceKey(event.tenant_id, str(event.data.get("service_id")))
+            kind = str(event.data.get("type"))
+            self._open[int(event.data["id"])] = (key, kind)
+            self.service_incidents.labels(
+                tenant=key.tenant_id, service=key.service_id, type=kind
+            ).inc()
+        elif event.type == INCIDENT_RESOLVED:
+            self._open.pop(int(event.data["id"]), None)
 
 
 class _FleetCollector(Collector):
@@ -108,19 +159,95 @@ class _FleetCollector(Collector):
         )
         latency = GaugeMetricFamily(
             "service_latency_ms",
-            "Response time of the service's last probe, in milliseconds.",
+            "Response time of the service's last probe, in milliseconds "
+            "(the contract's name; service_latency_seconds is the same in base units).",
             labels=["tenant", "service"],
         )
+        latency_seconds = GaugeMetricFamily(
+            "service_latency_seconds",
+            "Response time of the service's last probe, in seconds.",
+            labels=["tenant", "service"],
+        )
+        by_status = dict.fromkeys(ServiceStatus, 0)
         for key, status, response_ms in self._rows():
             labels = [key.tenant_id, key.service_id]
+            by_status[status] += 1
             if status is not ServiceStatus.UNKNOWN:
                 health.add_metric(labels, 1.0 if status is ServiceStatus.UP else 0.0)
             if response_ms is not None:
                 latency.add_metric(labels, response_ms)
+                latency_seconds.add_metric(labels, response_ms / 1000.0)
         ok, failed = self._counts()
         checks = CounterMetricFamily("agent_checks", "Probes made, by result.", labels=["result"])
         checks.add_metric(["ok"], ok)
         checks.add_metric(["failed"], failed)
+        services = GaugeMetricFamily(
+            "agent_services", "Monitored services, by current status.", labels=["status"]
+        )
+        for status, count in by_status.items():
+            services.add_metric([status.value], count)
         yield health
         yield latency
+        yield latency_seconds
         yield checks
+        yield services
+
+
+class _OpenIncidentsCollector(Collector):
+    def __init__(self, rows: Callable[[], Iterable[tuple[ServiceKey, str]]]) -> None:
+        self._rows = rows
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        counts: dict[tuple[str, str, str], int] = {}
+        for key, kind in list(self._rows()):
+            labels = (key.tenant_id, key.service_id, kind)
+            counts[labels] = counts.get(labels, 0) + 1
+        family = GaugeMetricFamily(
+            "service_open_incidents",
+            "Unresolved incidents, by tenant, service and incident type.",
+            labels=["tenant", "service", "type"],
+        )
+        for labels, count in counts.items():
+            family.add_metric(list(labels), count)
+        yield family
+
+
+class _AgentCollector(Collector):
+    def __init__(
+        self,
+        heal_loops: Callable[[], int],
+        lateness: Callable[[], Sequence[float]],
+        feed: Callable[[], tuple[int, int]],
+    ) -> None:
+        self._heal_loops = heal_loops
+        self._lateness = lateness
+        self._feed = feed
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "agent_heal_loops", "Incidents being healed right now.", value=self._heal_loops()
+        )
+        late = sorted(self._lateness())
+        yield GaugeMetricFamily(
+            "agent_probe_lateness_seconds",
+            "99th percentile of how late probes started against their schedule, "
+            "over the most recent probes (0 before any).",
+            value=late[min(len(late) - 1, int(len(late) * 0.99))] if late else 0.0,
+        )
+        subscribers, dropped = self._feed()
+        yield GaugeMetricFamily(
+            "agent_live_feed_subscribers",
+            "Open live-feed connections (SSE and WebSocket, dashboards included).",
+            value=subscribers,
+        )
+        yield CounterMetricFamily(
+            "agent_live_feed_dropped_events",
+            "Events a live-feed subscriber lost because it fell more than its queue behind.",
+            value=dropped,
+        )

@@ -22,6 +22,7 @@ from selfheal.api.routes import api_router
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
+from selfheal.web import install as install_dashboard
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics"})
 
@@ -65,6 +66,7 @@ def create_app(
     app.state.agent = the_agent
     install_error_handlers(app)
     app.include_router(api_router)
+    install_dashboard(app)
     app.openapi = lambda: _openapi(app, settings.API_KEY_HEADER)  # type: ignore[method-assign]
     return app
 

@@ -189,6 +189,7 @@ class ActionPublic(BaseModel):
     id: int
     incident_id: int
     service_id: str
+    incident_type: str
     action: str
     executor: str
     params: dict[str, Any]
@@ -359,6 +360,91 @@ class Accepted(BaseModel):
     """A push was accepted."""
 
     accepted: bool = True
+
+
+# -- the dashboard's views: the fleet at a glance, action history, charts ---------------
+
+
+class FleetServicePublic(BaseModel):
+    """One service as a fleet tile: live status and its recent probes, from memory."""
+
+    service_id: str
+    name: str
+    status: str
+    status_since: float | None = Field(description="unix seconds the status last changed")
+    tags: list[str]
+    last_check_at: float | None
+    response_ms: float | None
+    ok: bool | None
+    recent_ms: list[float] = Field(description="response times of recent probes, oldest first")
+    recent_ok: list[bool] = Field(description="whether each of those probes was healthy")
+
+
+class FleetPublic(BaseModel):
+    """Every service of the tenant at a glance, with the server's clock."""
+
+    services: list[FleetServicePublic]
+    count: int
+    by_status: dict[str, int]
+    tags: list[str]
+    at: float = Field(description="server time (unix seconds), to correct for clock skew")
+
+
+class ActionsPublic(BaseModel):
+    """A page of action runs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    data: list[ActionPublic]
+    next_cursor: str | None
+
+
+ChartRange = Literal["1h", "6h", "24h", "7d", "30d"]
+
+
+class ChartBucketPublic(BaseModel):
+    """One interval of the charts."""
+
+    start: datetime
+    opened: int = Field(description="incidents opened in the interval")
+    resolved: int = Field(description="incidents resolved in the interval")
+    mttr_seconds: float | None = Field(description="mean time to resolve of those resolved")
+    probes: int
+    availability: float | None = Field(description="share of healthy probes, fleet-wide (0-1)")
+
+
+class ServiceAvailabilityPublic(BaseModel):
+    """One service's availability over the range (complete minutes only)."""
+
+    service_id: str
+    probes: int
+    availability: float | None
+    mean_response_ms: float | None
+
+
+class ActionSuccessPublic(BaseModel):
+    """How one fix did for one incident type over the range."""
+
+    incident_type: str
+    action: str
+    runs: int
+    recovered: int
+    not_recovered: int
+    success_rate: float | None = Field(description="recovered / verified runs (0-1)")
+    mean_recovery_seconds: float | None
+
+
+class ChartsPublic(BaseModel):
+    """Incidents, MTTR, availability and action success over a chosen range."""
+
+    range: ChartRange
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    buckets: list[ChartBucketPublic]
+    incidents_opened: int
+    mttr_seconds: float | None
+    availability: float | None
+    services: list[ServiceAvailabilityPublic] = Field(description="least available first")
+    actions: list[ActionSuccessPublic]
 
 
 class StatusPublic(BaseModel):

@@ -83,6 +83,7 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
 
     url = f"http://{settings.HOST}:{settings.PORT}"
     click.echo(f"selfheal {__version__} listening on {url}  (API docs: {url}/docs)", err=True)
+    click.echo(f"dashboard: {url}/dashboard", err=True)
     if generated:
         click.echo(
             f"No API_KEYS set: using the key stored in {settings.DATA_DIR / 'api_key'}:\n"

@@ -23,6 +23,7 @@ log = get_logger(__name__)
 SERVICE_STATUS = "service.status"
 SERVICE_REGISTERED = "service.registered"
 SERVICE_REMOVED = "service.removed"
+SERVICE_PROBES = "service.probes"  # once a second: the latest probe of each service probed
 INCIDENT_OPENED = "incident.opened"
 INCIDENT_UPDATED = "incident.updated"
 INCIDENT_RESOLVED = "incident.resolved"
@@ -108,6 +109,7 @@ class EventBus:
         self._subscriptions: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._ids = itertools.count(1)
+        self._dropped_by_closed = 0
 
     def publish(self, type: str, tenant_id: str, data: dict[str, Any]) -> Event:
         """Deliver an event to everyone entitled to see it."""
@@ -129,9 +131,20 @@ class EventBus:
         self._subscriptions.add(sub)
         return sub
 
+    def watched_tenants(self) -> set[str | None]:
+        """Tenants with at least one subscriber (None: someone subscribed to all)."""
+        return {sub.tenant_id for sub in self._subscriptions}
+
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener`` synchronously for every event; it must be quick."""
         self._listeners.append(listener)
 
+    def feed_stats(self) -> tuple[int, int]:
+        """(open subscriptions, events dropped so far by slow subscribers, closed ones too)."""
+        live = list(self._subscriptions)
+        return len(live), self._dropped_by_closed + sum(sub.dropped for sub in live)
+
     def _remove(self, sub: Subscription) -> None:
-        self._subscriptions.discard(sub)
+        if sub in self._subscriptions:
+            self._subscriptions.discard(sub)
+            self._dropped_by_closed += sub.dropped

@@ -46,6 +46,7 @@ from selfheal.detectors.thresholds import Symptom
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
+from selfheal.events.digest import ProbeDigest
 from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
 from selfheal.learning.outcomes import OutcomeRecorder
@@ -95,6 +96,7 @@ class Agent:
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
         self.bus = EventBus()
+        self.bus.add_listener(self.metrics.on_event)
         self.db = Database(self.settings.DATABASE_URL)
         self.keys = KeyStore()
         self.box = SecretBox(self.settings.secret_key())
@@ -112,11 +114,18 @@ class Agent:
             flapping=self.policies.flapping,
         )
         self.metrics.watch_fleet(self.monitor)
+        self.metrics.watch_agent(
+            heal_loops=lambda: self.healer.active if hasattr(self, "healer") else 0,
+            lateness=lambda: self.scheduler.lateness() if hasattr(self, "scheduler") else [],
+            feed=self.bus.feed_stats,
+        )
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.controls = Controls(self.db)
         self.outcomes = OutcomeRecorder(self.db, self.metrics)
+        # the live feed's once-a-second summary of fresh probes (sparklines, last check)
+        self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -158,6 +167,7 @@ class Agent:
             asyncio.create_task(self._supervised(self._signal_loop), name="signals"),
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
+            asyncio.create_task(self._supervised(self.digest.run), name="digest"),
         ]
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
@@ -312,6 +322,9 @@ class Agent:
         """Pick up what a previous process left unfinished."""
         async with self.db.session() as session:
             rows = await incidents_repo.unresolved_incidents(session=session)
+        self.metrics.seed_open_incidents(
+            (row.id, ServiceKey(row.tenant_id, row.service_id), row.type) for row in rows
+        )
         for row in rows:
             state = self.monitor.state(ServiceKey(row.tenant_id, row.service_id))
             if state is not None:
@@ -452,6 +465,10 @@ class Agent:
                 log.warning("severity_sweep_delayed", error=exc.message)
 
     # -- helpers for the API ------------------------------------------------------------
+
+    def _last(self, key: ServiceKey) -> Sample | None:
+        state = self.monitor.state(key)
+        return state.last if state is not None else None
 
     async def probe_and_observe(self, spec: ServiceSpec) -> Sample:
         """An extra probe (verification) that also updates the monitor."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from selfheal.api.routes import catalog, controls, events, incidents, services, system
+from selfheal.api.routes import (
+    actions,
+    catalog,
+    charts,
+    controls,
+    events,
+    fleet,
+    incidents,
+    services,
+    system,
+)
 
 api_router = APIRouter()
 api_router.include_router(system.router)
@@ -13,5 +23,8 @@ api_router.include_router(incidents.router)
 api_router.include_router(catalog.router)
 api_router.include_router(events.router)
 api_router.include_router(controls.router)
+api_router.include_router(fleet.router)
+api_router.include_router(actions.router)
+api_router.include_router(charts.router)
 
 __all__ = ["api_router"]

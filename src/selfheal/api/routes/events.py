@@ -64,8 +64,9 @@ async def websocket_feed(websocket: WebSocket) -> None:
         principal = await _first_message_auth(websocket, agent)
         if principal is None:
             return
-    await websocket.send_json({"type": "connected", "tenant_id": principal.tenant_id})
+    # subscribed before saying so: whatever the client loads after "connected" is covered
     async with agent.bus.subscribe(principal.tenant_id) as subscription:
+        await websocket.send_json({"type": "connected", "tenant_id": principal.tenant_id})
         receiver = asyncio.create_task(_drain_client(websocket))
         try:
             while not receiver.done():

@@ -101,12 +101,20 @@ async def actions_for_incident(
 
 
 async def list_actions(
-    *, session: AsyncSession, tenant_id: str, limit: int = 100
+    *,
+    session: AsyncSession,
+    tenant_id: str,
+    limit: int = 100,
+    service_id: str | None = None,
+    before_id: int | None = None,
 ) -> Sequence[Action]:
-    """A tenant's most recent actions."""
-    result = await session.execute(
-        select(Action).where(Action.tenant_id == tenant_id).order_by(Action.id.desc()).limit(limit)
-    )
+    """A tenant's most recent actions, newest first; ``before_id`` is the keyset cursor."""
+    stmt = select(Action).where(Action.tenant_id == tenant_id)
+    if service_id is not None:
+        stmt = stmt.where(Action.service_id == service_id)
+    if before_id is not None:
+        stmt = stmt.where(Action.id < before_id)
+    result = await session.execute(stmt.order_by(Action.id.desc()).limit(limit))
     return result.scalars().all()
 
 

@@ -1,0 +1,41 @@
+"""Action history: every fix run, with its decision, result, outcome and recovery time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.schemas import ActionsPublic
+from selfheal.api.views import action_public
+from selfheal.errors import BadRequestError
+from selfheal.storage.repositories import actions as repo
+
+router = APIRouter(prefix="/api/actions", tags=["actions"])
+
+
+@router.get("", response_model=ActionsPublic, summary="List action runs, newest first")
+async def list_actions(
+    agent: AgentDep,
+    principal: PrincipalDep,
+    service_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> ActionsPublic:
+    """Filter by service; page with ``cursor``."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise BadRequestError("cursor must be the next_cursor of a previous page")
+        before = int(cursor)
+    async with agent.db.session() as session:
+        rows = await repo.list_actions(
+            session=session,
+            tenant_id=principal.tenant_id,
+            service_id=service_id,
+            limit=limit,
+            before_id=before,
+        )
+    next_cursor = str(rows[-1].id) if len(rows) == limit else None
+    return ActionsPublic(data=[action_public(r) for r in rows], next_cursor=next_cursor)

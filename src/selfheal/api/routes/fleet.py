@@ -1,0 +1,56 @@
+"""The fleet at a glance: every service's live status and recent probes, from memory.
+
+The dashboard's first render of 1,000 services reads this one route; it never
+touches the database, so it costs the same however busy storage is.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.schemas import FleetPublic, FleetServicePublic
+
+router = APIRouter(prefix="/api/fleet", tags=["fleet"])
+
+
+@router.get("", response_model=FleetPublic, summary="Every service's status and recent probes")
+async def get_fleet(agent: AgentDep, principal: PrincipalDep) -> FleetPublic:
+    """Status, last check, tags and the recent probes (for sparklines) of each service;
+    the live feed's ``service.status`` and ``service.probes`` events keep it current."""
+    services: list[FleetServicePublic] = []
+    by_status: dict[str, int] = {}
+    tags: set[str] = set()
+    for spec in agent.fleet.specs():
+        if spec.tenant_id != principal.tenant_id:
+            continue
+        state = agent.monitor.state(spec.key)
+        status = state.status.value if state else "unknown"
+        by_status[status] = by_status.get(status, 0) + 1
+        tags.update(spec.tags)
+        last = state.last if state else None
+        points = state.recent.points() if state else []
+        services.append(
+            FleetServicePublic(
+                service_id=spec.service_id,
+                name=spec.name,
+                status=status,
+                status_since=state.since if state else None,
+                tags=list(spec.tags),
+                last_check_at=last.at if last else None,
+                response_ms=round(last.response_ms, 2) if last else None,
+                ok=last.ok if last else None,
+                recent_ms=[round(ms, 1) for _at, ms, _ok in points],
+                recent_ok=[ok for _at, _ms, ok in points],
+            )
+        )
+    services.sort(key=lambda s: s.service_id)
+    return FleetPublic(
+        services=services,
+        count=len(services),
+        by_status=by_status,
+        tags=sorted(tags),
+        at=time.time(),
+    )
