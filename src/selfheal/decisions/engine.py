@@ -6,8 +6,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from selfheal.decisions.catalog import default_entries
-from selfheal.decisions.ranking import Candidate, rank
+from selfheal.decisions.ranking import (
+    NO_EVIDENCE,
+    Candidate,
+    Strategy,
+    explain,
+    gather_evidence,
+    rank,
+)
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import actions as actions_repo
@@ -53,8 +62,17 @@ async def ensure_catalog(db: Database, tenant_id: str) -> None:
 class Decider:
     """Picks, among the fixes this service can carry out, the one most likely to work."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        strategy: Strategy = "thompson",
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self._db = db
+        self._strategy: Strategy = strategy
+        # ranking draws from posteriors; a seeded generator makes a run reproducible
+        self._rng = rng if rng is not None else np.random.default_rng()
 
     async def decide(self, spec: ServiceSpec, incident_type: str, tried: set[str]) -> Decision:
         """The best runnable, untried fix not in cooldown, or escalation."""
@@ -63,23 +81,27 @@ class Decider:
             entries = await catalog_repo.catalog_entries(
                 session=session, tenant_id=spec.tenant_id, incident_type=incident_type
             )
+            # --- ranking: learning orders the fixes; policy below filters that order ---
+            own, fleet = await gather_evidence(
+                session,
+                tenant_id=spec.tenant_id,
+                service_id=spec.service_id,
+                incident_type=incident_type,
+            )
             candidates = rank(
                 [
                     Candidate(
                         action=e.action,
                         position=e.position,
-                        successes=e.successes,
-                        failures=e.failures,
                         params=dict(e.params),
-                        mean_recovery_seconds=(
-                            round(e.recovery_seconds_total / e.successes, 2)
-                            if e.successes
-                            else None
-                        ),
+                        service=own.get(e.action, NO_EVIDENCE),
+                        fleet=fleet.get(e.action, NO_EVIDENCE),
                     )
                     for e in entries
                     if e.enabled
-                ]
+                ],
+                rng=self._rng,
+                strategy=self._strategy,
             )
             considered: list[dict[str, Any]] = []
             now = datetime.now(UTC)
@@ -97,8 +119,8 @@ class Decider:
                     action=candidate.action,
                     executor=executor,
                     params=params,
-                    reason=_reason(candidate, len(considered)),
-                    confidence=candidate.score,
+                    reason=explain(candidate, len(considered), self._strategy),
+                    confidence=candidate.mean,
                     considered=considered,
                 )
         skipped = "; ".join(f"{c['action']}: {c['skipped']}" for c in considered) or (
@@ -131,16 +153,3 @@ class Decider:
                 if elapsed < spec.cooldown:
                     return f"in cooldown: ran {elapsed:.0f}s ago, cooldown is {spec.cooldown:g}s"
         return None
-
-
-def _reason(chosen: Candidate, rank_position: int) -> str:
-    runs = chosen.successes + chosen.failures
-    evidence = (
-        f"{chosen.successes}/{runs} past runs recovered the service"
-        if runs
-        else "no outcomes recorded yet, so catalog order decides"
-    )
-    skipped = (
-        f" after skipping {rank_position - 1} better-ranked fix(es)" if rank_position > 1 else ""
-    )
-    return f"{chosen.action}: highest expected success {chosen.score:.2f} ({evidence}){skipped}"

@@ -100,7 +100,9 @@ class Agent:
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.incidents = IncidentService(db=self.db, bus=self.bus, metrics=self.metrics)
-        self.outcomes = OutcomeRecorder(self.db, self.metrics)
+        self.outcomes = OutcomeRecorder(
+            self.db, self.metrics, discount=self.settings.LEARNING_DISCOUNT
+        )
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -151,7 +153,7 @@ class Agent:
             bus=self.bus,
             settings=self.settings,
             incidents=self.incidents,
-            decider=Decider(self.db),
+            decider=Decider(self.db, strategy=self.settings.LEARNING_STRATEGY),
             runner=runner,
             verifier=Verifier(self.probe_and_observe, interval=self.settings.VERIFY_INTERVAL),
             outcomes=self.outcomes,
