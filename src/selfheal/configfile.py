@@ -166,6 +166,7 @@ class PoliciesConfig(Strict):
     cooldown: Duration | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     verify_timeout: Duration | None = Field(default=None, gt=0)
+    auto_thresholds: bool | None = None  # apply thresholds suggested by learned baselines
 
 
 class FileConfig(Strict):

@@ -43,6 +43,7 @@ class IncidentType(StrEnum):
     HIGH_MEMORY = "high_memory"
     HIGH_ERROR_RATE = "high_error_rate"
     DEGRADED = "degraded"
+    ANOMALY = "anomaly"  # a learned baseline says a metric behaves unusually
 
     @property
     def is_outage(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from selfheal.checks.history import History
 from selfheal.checks.rollup import RollupBuffer
@@ -57,6 +58,21 @@ class StatusChanged:
 Signal = Confirmed | Cleared | StatusChanged
 
 
+class SampleSink(Protocol):
+    """Something else that sees every sample on the hot path (learned baselines).
+
+    ``add`` must be as cheap as the rollups: a few additions, no I/O, no scoring.
+    """
+
+    def add(self, sample: Sample) -> None:
+        """Count one sample in."""
+        ...
+
+    def forget(self, key: ServiceKey) -> None:
+        """Drop a removed service."""
+        ...
+
+
 @dataclass(slots=True)
 class ServiceState:
     """What the agent holds in memory about one service between probes."""
@@ -87,8 +103,10 @@ class Monitor:
         recovery_probes: int = 1,
         rollups: RollupBuffer | None = None,
         metrics: AgentMetrics | None = None,
+        baselines: SampleSink | None = None,
     ) -> None:
         self._on_signal = on_signal
+        self._baselines = baselines
         self._recovery_probes = recovery_probes
         self._states: dict[ServiceKey, ServiceState] = {}
         self.rollups = rollups or RollupBuffer()
@@ -107,6 +125,8 @@ class Monitor:
         """Forget a removed service."""
         self._states.pop(key, None)
         self.rollups.forget(key)
+        if self._baselines is not None:
+            self._baselines.forget(key)
 
     def state(self, key: ServiceKey) -> ServiceState | None:
         """The state of one service, if tracked."""
@@ -126,6 +146,8 @@ class Monitor:
         state.last = sample
         state.recent.append(sample)
         self.rollups.add(sample)
+        if self._baselines is not None:
+            self._baselines.add(sample)
 
         symptoms = evaluate(sample, spec.thresholds)
         status, reason = status_of(sample, symptoms)

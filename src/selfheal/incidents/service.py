@@ -73,8 +73,12 @@ class IncidentService:
                     tenant_id=spec.tenant_id,
                     incident_id=row.id,
                     kind="detected",
-                    message=f"{symptom.type.value} confirmed after {spec.retries} "
-                    f"consecutive bad probes: {symptom.detail}",
+                    message=(
+                        f"anomaly found by the learned baseline: {symptom.detail}"
+                        if symptom.type is IncidentType.ANOMALY
+                        else f"{symptom.type.value} confirmed after {spec.retries} "
+                        f"consecutive bad probes: {symptom.detail}"
+                    ),
                     data=details,
                 )
         if created:

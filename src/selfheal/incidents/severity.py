@@ -15,6 +15,7 @@ _BASE = {
     IncidentType.HIGH_MEMORY: Severity.MEDIUM,
     IncidentType.HIGH_CPU: Severity.MEDIUM,
     IncidentType.DEGRADED: Severity.MEDIUM,
+    IncidentType.ANOMALY: Severity.LOW,
 }
 _ORDER = list(Severity)
 

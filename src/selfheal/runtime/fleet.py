@@ -83,7 +83,10 @@ class FleetManager:
             cooldown=opts.get("cooldown"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
-            thresholds=ThresholdOverrides.model_validate(opts.get("thresholds") or {}),
+            # learned thresholds (applied only when enabled) never beat the operator's
+            thresholds=ThresholdOverrides.model_validate(
+                {**(opts.get("learned_thresholds") or {}), **(opts.get("thresholds") or {})}
+            ),
             remediation={
                 name: RemediationSpec.model_validate(value)
                 for name, value in (row.remediation or {}).items()
@@ -135,6 +138,12 @@ class FleetManager:
         if secret is not None:
             values["secret_encrypted"] = self._box.encrypt(secret)
         async with self._db.session() as session:
+            current = await repo.get_service(
+                session=session, tenant_id=tenant_id, service_id=service_id
+            )
+            learned = (current.settings or {}).get("learned_thresholds") if current else None
+            if learned:
+                values["settings"]["learned_thresholds"] = learned
             row, created = await repo.upsert_service(
                 session=session, tenant_id=tenant_id, service_id=service_id, values=values
             )
@@ -185,6 +194,33 @@ class FleetManager:
             )
         self._activate(row)
         return row
+
+    async def set_learned_thresholds(
+        self, *, tenant_id: str, service_id: str, values: dict[str, float]
+    ) -> bool:
+        """Store thresholds suggested by learning (below the operator's own) and apply them."""
+        async with self._db.session() as session:
+            row = await repo.get_service(
+                session=session, tenant_id=tenant_id, service_id=service_id
+            )
+            if row is None:
+                return False
+            options = dict(row.settings or {})
+            if options.get("learned_thresholds") == values:
+                return False
+            options["learned_thresholds"] = values
+            row.settings = options
+            await session.flush()
+            await audit_repo.audit(
+                session=session,
+                tenant_id=tenant_id,
+                actor="learning",
+                verb="service.learned_thresholds",
+                target=service_id,
+                detail=values,
+            )
+        self._activate(row)
+        return True
 
     async def delete(self, *, tenant_id: str, service_id: str, actor: str) -> bool:
         """Stop probing and forget a service; its incidents stay as history."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from selfheal.api.routes import catalog, events, incidents, services, system
+from selfheal.api.routes import catalog, events, incidents, learning, services, system
 
 api_router = APIRouter()
 api_router.include_router(system.router)
@@ -12,5 +12,6 @@ api_router.include_router(services.router)
 api_router.include_router(incidents.router)
 api_router.include_router(catalog.router)
 api_router.include_router(events.router)
+api_router.include_router(learning.router)
 
 __all__ = ["api_router"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.storage.repositories.upsert import insert_for
-from selfheal.storage.tables import Action, Baseline, LearningArm, utcnow
+from selfheal.storage.tables import Action, Baseline, Incident, LearningArm, utcnow
 
 FLEET = "*"  # the scope of fleet-wide rows; never a valid service id
 ADDITIVE = (
@@ -123,6 +124,40 @@ async def service_of_action(*, session: AsyncSession, tenant_id: str, action_id:
         select(Action.service_id).where(Action.tenant_id == tenant_id, Action.id == action_id)
     )
     return result.scalar_one_or_none()
+
+
+async def incident_points(
+    *, session: AsyncSession, tenant_id: str, since: datetime
+) -> list[tuple[str, str, datetime]]:
+    """(service_id, type, opened_at) of a tenant's incidents since a time, oldest first."""
+    result = await session.execute(
+        select(Incident.service_id, Incident.type, Incident.opened_at)
+        .where(Incident.tenant_id == tenant_id, Incident.opened_at >= since)
+        .order_by(Incident.opened_at)
+    )
+    return [(s, t, at) for s, t, at in result.all()]
+
+
+async def outcome_points(
+    *, session: AsyncSession, tenant_id: str, since: datetime
+) -> list[tuple[str, str, str, str, datetime]]:
+    """(service_id, incident_type, action, outcome, started_at) of verified actions."""
+    result = await session.execute(
+        select(
+            Action.service_id,
+            Action.incident_type,
+            Action.action,
+            Action.outcome,
+            Action.started_at,
+        )
+        .where(
+            Action.tenant_id == tenant_id,
+            Action.started_at >= since,
+            Action.outcome.is_not(None),
+        )
+        .order_by(Action.started_at, Action.id)
+    )
+    return [(s, t, a, o or "", at) for s, t, a, o, at in result.all()]
 
 
 # -- anomaly detector states ------------------------------------------------------------
