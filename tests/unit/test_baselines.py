@@ -23,9 +23,7 @@ def feed(tracker: BaselineTracker, t0: float, t1: float, every: float, value, rn
     events = []
     t = t0
     while t < t1:
-        tracker.add(
-            Sample(KEY, t, True, 3.0, latency_ms=value(t, rng), cpu=20.0 + rng.random())
-        )
+        tracker.add(Sample(KEY, t, True, 3.0, latency_ms=value(t, rng), cpu=20.0 + rng.random()))
         if int(t // tracker.period) != int((t + every) // tracker.period):
             events.extend(tracker.score_ready(t + every))
         t += every

@@ -112,7 +112,7 @@ def recurring(incidents: Sequence[IncidentPoint]) -> list[Finding]:
 def _time_of_day(service: str, kind: str, starts: list[datetime], groups: int) -> list[Finding]:
     minutes = [t.hour * 60 + t.minute + t.second / 60 for t in starts]
     n = len(starts)
-    best: tuple[float, int, int, int] | None = None  # p, centre, days, in-window
+    best: tuple[float, int, int] | None = None  # p, centre, days
     for centre in range(0, 1440, 15):
         inside = [d for d, m in zip(starts, minutes, strict=True) if _circular(m, centre) <= 30]
         days = len({d.date() for d in inside})
@@ -120,13 +120,17 @@ def _time_of_day(service: str, kind: str, starts: list[datetime], groups: int) -
             continue
         p = _binom_sf(days, n, 1 / 24)
         if best is None or p < best[0]:
-            best = (p, centre, days, len(inside))
+            best = (p, centre, days)
     if best is None:
         return []
     p_adj = min(1.0, best[0] * 96 * groups)
     if p_adj >= ALPHA:
         return []
-    at = f"{best[1] // 60:02d}:{best[1] % 60:02d}"
+    # report the circular mean of the episodes in the window, to 5 minutes
+    angles = [2 * math.pi * m / 1440 for m in minutes if _circular(m, best[1]) <= 30]
+    mean = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
+    centre = round((mean % (2 * math.pi)) * 1440 / (2 * math.pi) / 5) * 5 % 1440
+    at = f"{centre // 60:02d}:{centre % 60:02d}"
     return [
         Finding(
             "recurring_time_of_day",

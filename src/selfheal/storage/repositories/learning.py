@@ -138,6 +138,18 @@ async def incident_points(
     return [(s, t, at) for s, t, at in result.all()]
 
 
+async def incident_rows(
+    *, session: AsyncSession, tenant_id: str, since: datetime
+) -> list[Incident]:
+    """A tenant's incidents opened since a time, oldest first."""
+    result = await session.execute(
+        select(Incident)
+        .where(Incident.tenant_id == tenant_id, Incident.opened_at >= since)
+        .order_by(Incident.opened_at)
+    )
+    return list(result.scalars().all())
+
+
 async def outcome_points(
     *, session: AsyncSession, tenant_id: str, since: datetime
 ) -> list[tuple[str, str, str, str, datetime]]:
