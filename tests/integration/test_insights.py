@@ -67,7 +67,8 @@ async def test_insights_report_the_planted_patterns_and_nothing_else(
     assert recurring[0]["data"]["service_id"] == "batch"
     assert recurring[0]["data"]["type"] == "high_cpu"
     assert recurring[0]["data"]["around"] in ("02:55", "03:00", "03:05")
-    assert pairs and pairs[0]["data"]["services"] == ["api", "db"]
+    assert pairs
+    assert pairs[0]["data"]["services"] == ["api", "db"]
     kinds = {f["kind"] for f in body["top"][:2]}
     assert kinds == {"recurring_time_of_day", "co_failing"}
     # nothing spurious: every finding is about a planted pattern

@@ -79,7 +79,8 @@ async def test_simulated_fleet_through_the_decider(database_url: str, make_setti
                     break
         assert first[30:40].count("fix_b") >= 9
         switched = switch_point(first[40:], "fix_b")
-        assert switched is not None and switched <= 15
+        assert switched is not None
+        assert switched <= 15
         # the fleet row is the sum of the (single) service row
         async with db.session() as session:
             rows = await learning_repo.all_arms(session=session, tenant_id=DEFAULT_TENANT)
