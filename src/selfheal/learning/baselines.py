@@ -37,6 +37,7 @@ become the new normal (and the detector has learned it).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,19 +196,35 @@ class BaselineTracker:
 
     # -- off the hot path ---------------------------------------------------------------
 
-    def score_ready(self, now: float) -> list[AnomalyEvent]:
-        """Score every finished period; returns the anomalies raised and cleared."""
-        ready, self._ready = self._ready, []
+    @property
+    def pending(self) -> int:
+        """Finished periods waiting to be scored."""
+        return len(self._ready)
+
+    def score_ready(self, now: float, budget: float | None = None) -> list[AnomalyEvent]:
+        """Score finished periods; returns the anomalies raised and cleared.
+
+        With a ``budget`` (seconds of CPU), stop once it is spent and leave the
+        rest for the next call: periods of every service end at the same moment,
+        and scoring thousands at once would hold the event loop (and the probes)
+        for a noticeable time. The caller yields to the loop between calls.
+        """
         current = int(now // self.period)
         if current != self._swept:  # services that went quiet close their period too
             self._swept = current
             for key, acc in list(self._open.items()):
                 if acc.index < current:
-                    ready.append((key, acc))
+                    self._ready.append((key, acc))
                     del self._open[key]
         events: list[AnomalyEvent] = []
-        for key, acc in ready:
+        deadline = None if budget is None else time.perf_counter() + budget
+        done = 0
+        for key, acc in self._ready:
             events.extend(self._score(key, acc))
+            done += 1
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        del self._ready[:done]
         return events
 
     def _score(self, key: ServiceKey, acc: _Period) -> list[AnomalyEvent]:

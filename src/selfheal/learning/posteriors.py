@@ -46,7 +46,12 @@ class ArmState:
 
 
 def observe(
-    state: ArmState, *, recovered: bool, seconds: float | None, discount: float
+    state: ArmState,
+    *,
+    recovered: bool,
+    seconds: float | None,
+    discount: float,
+    detect_changes: bool = True,
 ) -> ArmState:
     """Fold one outcome in, then cut the memory if the latest outcomes show a change.
 
@@ -59,7 +64,7 @@ def observe(
     """
     evidence = updated(state.evidence, recovered=recovered, seconds=seconds, discount=discount)
     recent = (state.recent + ("1" if recovered else "0"))[-RECENT:]
-    cut = _change_point(evidence, recent, discount)
+    cut = _change_point(evidence, recent, discount) if detect_changes else None
     if cut is None:
         return ArmState(evidence, recent)
     kept = recent[-cut:]

@@ -38,6 +38,7 @@ class SimulatedFleet:
     strategy: Strategy = "thompson"
     max_attempts: int = 3
     seed: int = 0
+    detect_changes: bool = True
     service: dict[tuple[str, str], ArmState] = field(default_factory=dict)
     fleet: dict[str, Evidence] = field(default_factory=dict)
 
@@ -48,7 +49,13 @@ class SimulatedFleet:
     def record(self, service_id: str, action: str, recovered: bool, seconds: float | None) -> None:
         """One outcome into the service's and the fleet's evidence."""
         old = self.service.get((service_id, action), ArmState())
-        new = observe(old, recovered=recovered, seconds=seconds, discount=self.discount)
+        new = observe(
+            old,
+            recovered=recovered,
+            seconds=seconds,
+            discount=self.discount,
+            detect_changes=self.detect_changes,
+        )
         self.service[(service_id, action)] = new
         change = difference(new.evidence, old.evidence)
         self.fleet[action] = added(self.fleet.get(action, NO_EVIDENCE), change)
@@ -90,10 +97,16 @@ def run_scenario(
     discount: float = DEFAULT_DISCOUNT,
     strategy: Strategy = "thompson",
     max_attempts: int = 3,
+    detect_changes: bool = True,
 ) -> list[IncidentRun]:
     """Incidents of one service through phases of (count, true success rates)."""
     sim = SimulatedFleet(
-        actions, discount=discount, strategy=strategy, max_attempts=max_attempts, seed=seed
+        actions,
+        discount=discount,
+        strategy=strategy,
+        max_attempts=max_attempts,
+        seed=seed,
+        detect_changes=detect_changes,
     )
     runs: list[IncidentRun] = []
     for count, rates in phases:

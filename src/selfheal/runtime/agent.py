@@ -65,6 +65,7 @@ log = get_logger(__name__)
 
 FLUSH_INTERVAL = 5.0
 BASELINE_SAVE_INTERVAL = 600.0  # detector states are saved this often (and at stop)
+SCORING_SLICE = 0.005  # seconds of detector work between two yields to the event loop
 THRESHOLD_REFRESH = 3600.0  # learned thresholds are re-derived this often (when enabled)
 SHUTDOWN_GRACE = 10.0
 
@@ -421,6 +422,9 @@ class Agent:
         while True:
             await asyncio.sleep(interval)
             self.score_baselines(time.time())
+            while self.baselines.pending:  # in slices, so probes are not held up
+                await asyncio.sleep(0)
+                self.score_baselines(time.time())
             if time.monotonic() - saved >= BASELINE_SAVE_INTERVAL:
                 try:
                     await self._save_baselines()
@@ -432,7 +436,7 @@ class Agent:
         """Score finished periods; anomalies become symptoms for the incident stage."""
         if self.baselines is None:
             return
-        for event in self.baselines.score_ready(now):
+        for event in self.baselines.score_ready(now, budget=SCORING_SLICE):
             spec = self.fleet.spec(event.key)
             state = self.monitor.state(event.key)
             if spec is None or state is None or state.last is None:
