@@ -21,6 +21,7 @@ from selfheal.logging import get_logger
 from selfheal.services import ServiceSpec, build_spec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import audit as audit_repo
+from selfheal.storage.repositories import learning as learning_repo
 from selfheal.storage.repositories import services as repo
 from selfheal.storage.tables import Service
 from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
@@ -229,6 +230,10 @@ class FleetManager:
                 session=session, tenant_id=tenant_id, service_id=service_id
             )
             if deleted:
+                # its learned baselines go with it; what its fixes taught the fleet stays
+                await learning_repo.delete_baselines(
+                    session=session, tenant_id=tenant_id, service_id=service_id
+                )
                 await audit_repo.audit(
                     session=session,
                     tenant_id=tenant_id,
