@@ -75,7 +75,7 @@ class Settings(BaseSettings):
             "request_rate",
         ]
     )
-    ANOMALY_PERIOD: float = Field(default=60.0, gt=0)
+    ANOMALY_PERIOD: float = Field(default=300.0, gt=0)
     ANOMALY_LEARNING_PERIOD: float = Field(default=86400.0, ge=0)
     AUTO_THRESHOLDS: bool = False
 

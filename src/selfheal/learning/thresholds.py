@@ -57,9 +57,11 @@ def suggest(values: Sequence[float], name: str) -> dict[str, Any] | None:
     }
 
 
-def from_range(learned: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+def from_range(learned: dict[str, Any] | None, name: str, period: float) -> dict[str, Any] | None:
     """A suggestion from a learned baseline's range (for figures the rollups do not keep)."""
-    if not learned or learned.get("samples", 0) < MIN_MINUTES or not learned.get("learned_range"):
+    if not learned or not learned.get("learned_range"):
+        return None
+    if learned.get("samples", 0) * period < MIN_MINUTES * 60:
         return None
     typical = learned.get("typical") or 0.0
     high_seen = float(learned["learned_range"][1])
@@ -78,6 +80,7 @@ async def suggestions(
     service_id: str,
     current: Thresholds,
     learned: dict[str, dict[str, Any]],
+    period: float = 300.0,
     now: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per threshold: the value in force, the suggestion (or None) and what it rests on."""
@@ -99,7 +102,7 @@ async def suggestions(
     out: dict[str, dict[str, Any]] = {}
     for name in ("cpu", "memory", "error_rate", "response_time_ms", "latency_ms"):
         found = (
-            from_range(learned.get("latency_ms"), name)
+            from_range(learned.get("latency_ms"), name, period)
             if name == "latency_ms"
             else suggest(series[name], name)
         )

@@ -477,6 +477,7 @@ class Agent:
             service_id=spec.service_id,
             current=spec.thresholds,
             learned=learned,
+            period=self.settings.ANOMALY_PERIOD,
         )
 
     async def apply_learned_thresholds(self) -> int:
