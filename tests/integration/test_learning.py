@@ -192,3 +192,54 @@ async def test_learning_survives_a_restart_and_resets_per_service(
             assert cart["service"][0]["successes"] == pytest.approx(body["fleet"][0]["successes"])
             assert (await client.delete("/api/services/nope/learning")).status_code == 404
             await client.aclose()
+
+
+async def test_recorded_outcomes_feed_the_service_and_fleet_rows(database_url: str) -> None:
+    from selfheal.learning.outcomes import OutcomeRecorder
+    from selfheal.storage.repositories import actions as actions_repo
+    from selfheal.storage.repositories import incidents as incidents_repo
+
+    db = await _database(database_url)
+    recorder = OutcomeRecorder(db, None, discount=0.5)
+    try:
+        for i, ok in enumerate([True, False, True]):
+            async with db.session() as session:
+                incident, _ = await incidents_repo.open_incident(
+                    session=session,
+                    tenant_id=DEFAULT_TENANT,
+                    service_id="shop",
+                    type=f"high_memory_{i}",
+                    severity="medium",
+                    summary="",
+                    details={},
+                )
+                action = await actions_repo.create_action(
+                    session=session,
+                    tenant_id=DEFAULT_TENANT,
+                    incident_id=incident.id,
+                    service_id="shop",
+                    incident_type="high_memory",
+                    action="fix_a",
+                    executor="webhook",
+                    params={},
+                    idempotency_key=f"key-{i}",
+                    decision={},
+                )
+                assert action is not None
+            await recorder.record(
+                tenant_id=DEFAULT_TENANT,
+                action_id=action.id,
+                incident_type="high_memory",
+                action="fix_a",
+                recovered=ok,
+                seconds=2.0 if ok else None,
+            )
+        state = {(f.scope, f.action): f for f in await load_state(db, tenant_id=DEFAULT_TENANT)}
+        own = state[("shop", "fix_a")]
+        assert own.recent == "101"
+        assert own.evidence.successes == pytest.approx(0.25 + 1)  # discount 0.5
+        assert own.evidence.failures == pytest.approx(0.5)
+        assert (own.evidence.runs, own.evidence.recovered) == (3, 2)
+        assert state[("*", "fix_a")].evidence.successes == pytest.approx(1.25)
+    finally:
+        await db.close()
