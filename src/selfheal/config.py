@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT: float = Field(default=10.0, gt=0)
     EXEC_TIMEOUT: float = Field(default=30.0, gt=0)
 
+    # learning (see docs/learning.md)
+    LEARNING_STRATEGY: Literal["thompson", "greedy"] = "thompson"
+    LEARNING_DISCOUNT: float = Field(default=0.9, gt=0, le=1)
+    ANOMALY_DETECTION: bool = True
+    ANOMALY_METRICS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "response_ms",
+            "latency_ms",
+            "error_rate",
+            "cpu",
+            "memory",
+            "request_rate",
+        ]
+    )
+    ANOMALY_PERIOD: float = Field(default=300.0, gt=0)
+    ANOMALY_LEARNING_PERIOD: float = Field(default=86400.0, ge=0)
+    AUTO_THRESHOLDS: bool = False
+
     # API
     API_KEY_HEADER: str = "X-API-Key"
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -78,6 +96,22 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ANOMALY_METRICS", mode="before")
+    @classmethod
+    def _split_metrics(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ANOMALY_METRICS")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        known = {"response_ms", "latency_ms", "error_rate", "cpu", "memory", "request_rate"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(known)}")
         return value
 
     @field_validator("LOG_LEVEL", mode="before")

@@ -249,6 +249,7 @@ class PoliciesConfig(Strict):
     restart_backoff: BackoffConfig | None = None
     group_window: Duration | None = Field(default=None, ge=0)
     escalate_severity_after: Duration | None = Field(default=None, gt=0)
+    auto_thresholds: bool | None = None  # apply thresholds suggested by learned baselines
 
 
 class SilenceMatchers(Strict):

@@ -44,6 +44,7 @@ class IncidentType(StrEnum):
     HIGH_ERROR_RATE = "high_error_rate"
     DEGRADED = "degraded"
     FLAPPING = "flapping"  # changes between healthy and not too often: never auto-fixed
+    ANOMALY = "anomaly"  # a learned baseline says a metric behaves unusually
 
     @property
     def is_outage(self) -> bool:

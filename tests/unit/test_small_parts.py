@@ -12,7 +12,7 @@ from selfheal.checks.history import History
 from selfheal.checks.rollup import RollupBuffer
 from selfheal.checks.sample import Sample
 from selfheal.crypto import SecretBox
-from selfheal.decisions.ranking import Candidate, rank
+from selfheal.decisions.ranking import Candidate, Evidence, rank
 from selfheal.errors import ConfigError
 from selfheal.events import EventBus
 from selfheal.incidents.severity import classify
@@ -58,14 +58,15 @@ async def test_bus_survives_a_broken_listener() -> None:
 
 
 def test_ranking_prefers_observed_success_then_catalog_order() -> None:
-    a = Candidate("restart", 0, 0, 0, {})
-    b = Candidate("scale", 1, 0, 0, {})
+    a = Candidate("restart", 0)
+    b = Candidate("scale", 1)
     assert [c.action for c in rank([b, a])] == ["restart", "scale"]
-    a_bad = Candidate("restart", 0, 1, 4, {})
-    b_good = Candidate("scale", 1, 4, 1, {})
-    assert [c.action for c in rank([a_bad, b_good])] == ["scale", "restart"]
-    assert a.score == 0.5
-    assert b_good.score == pytest.approx(5 / 7)
+    a_bad = Candidate("restart", 0, service=Evidence(1, 4, 5, 1))
+    b_good = Candidate("scale", 1, service=Evidence(4, 1, 5, 4))
+    ranked = rank([a_bad, b_good], strategy="greedy")
+    assert [c.action for c in ranked] == ["scale", "restart"]
+    assert rank([a])[0].score == 0.5
+    assert ranked[0].score == pytest.approx(5 / 7)
 
 
 def test_state_machine() -> None:

@@ -141,6 +141,56 @@ def keys_create(tenant: str, name: str) -> None:
     click.echo(key)
 
 
+@cli.group()
+def anomaly() -> None:
+    """The streaming anomaly detector, offline."""
+
+
+@anomaly.command("score")
+@click.argument("in_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out_path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def anomaly_score(in_path: Path, out_path: Path) -> None:
+    """Score IN.csv (timestamp,value: NAB's format) into OUT.csv with an anomaly_score column.
+
+    Each row is scored from the rows before it only, exactly as the agent scores a
+    metric live; 0.5 is the detector's own alert level.
+    """
+    from selfheal.learning.anomaly import score_csv
+
+    try:
+        rows = score_csv(in_path, out_path)
+    except (ValueError, OSError) as exc:
+        _fail(f"{in_path}: {exc}")
+        return
+    click.echo(f"{out_path}: {rows} rows scored", err=True)
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(1, 365), default=7, show_default=True)
+@click.option("--tenant", default="default", show_default=True, help="Tenant to report on.")
+def report(days: int, tenant: str) -> None:
+    """Print a plain-text report: incidents, healing, what works, patterns."""
+    settings = build_settings()
+
+    async def build() -> str:
+        from selfheal.learning.report import weekly_report
+        from selfheal.storage.db import Database
+
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+            return await weekly_report(db, tenant_id=tenant, days=days)
+        finally:
+            await db.close()
+
+    try:
+        text = asyncio.run(build())
+    except SelfhealError as exc:
+        _fail(exc.message)
+        return
+    click.echo(text, nl=False)
+
+
 @cli.command()
 @click.option("--duration", type=float, help="Stop by itself after this many seconds.")
 @click.option("--port", type=int, default=5000, show_default=True, help="Agent port.")

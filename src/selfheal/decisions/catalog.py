@@ -20,6 +20,8 @@ DEFAULT_CATALOG: dict[IncidentType, list[str]] = {
     IncidentType.HIGH_MEMORY: ["clear_cache", "restart"],
     IncidentType.HIGH_ERROR_RATE: ["rollback", "restart"],
     IncidentType.DEGRADED: ["restart"],
+    # statistics say something is unusual, not what is broken: tell people
+    IncidentType.ANOMALY: [],
 }
 
 

@@ -21,11 +21,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.decisions.catalog import default_entries
 from selfheal.decisions.policy import Policies
-from selfheal.decisions.ranking import Candidate, rank
+from selfheal.decisions.ranking import (
+    NO_EVIDENCE,
+    Candidate,
+    Strategy,
+    explain,
+    gather_evidence,
+    rank,
+)
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import actions as actions_repo
@@ -83,11 +91,20 @@ class Decider:
     """Picks, among the fixes this service can carry out, the one most likely to work."""
 
     def __init__(
-        self, db: Database, policies: Policies, backoff_wait: BackoffWait | None = None
+        self,
+        db: Database,
+        policies: Policies,
+        backoff_wait: BackoffWait | None = None,
+        *,
+        strategy: Strategy = "thompson",
+        rng: np.random.Generator | None = None,
     ) -> None:
         self._db = db
         self._policies = policies
         self._backoff_wait = backoff_wait or (lambda _spec: 0.0)
+        self._strategy: Strategy = strategy
+        # ranking draws from posteriors; a seeded generator makes a run reproducible
+        self._rng = rng if rng is not None else np.random.default_rng()
 
     async def decide(
         self,
@@ -101,7 +118,7 @@ class Decider:
         await ensure_catalog(self._db, spec.tenant_id)
         now = datetime.now(UTC)
         async with self._db.session() as session:
-            candidates = await self._candidates(session, spec.tenant_id, incident_type)
+            candidates = await self._candidates(session, spec, incident_type)
             # untried fixes first, then retries; each group in ranked order
             ordered = sorted(candidates, key=lambda c: tried.get(c.action, 0) > 0)
             considered: list[dict[str, Any]] = []
@@ -123,8 +140,8 @@ class Decider:
                     action=candidate.action,
                     executor=executor,
                     params=params,
-                    reason=_reason(candidate, considered, retry),
-                    confidence=round(clarity * candidate.score, 4),
+                    reason=_reason(candidate, considered, retry, self._strategy),
+                    confidence=round(clarity * candidate.mean, 4),
                     considered=considered,
                 )
         skipped = "; ".join(f"{c['action']}: {c['skipped']}" for c in considered) or (
@@ -145,26 +162,32 @@ class Decider:
         )
 
     async def _candidates(
-        self, session: AsyncSession, tenant_id: str, incident_type: str
+        self, session: AsyncSession, spec: ServiceSpec, incident_type: str
     ) -> list[Candidate]:
+        """The catalog's fixes, ordered by learning (policy filters this order after)."""
         entries = await catalog_repo.catalog_entries(
-            session=session, tenant_id=tenant_id, incident_type=incident_type
+            session=session, tenant_id=spec.tenant_id, incident_type=incident_type
+        )
+        own, fleet = await gather_evidence(
+            session,
+            tenant_id=spec.tenant_id,
+            service_id=spec.service_id,
+            incident_type=incident_type,
         )
         return rank(
             [
                 Candidate(
                     action=e.action,
                     position=e.position,
-                    successes=e.successes,
-                    failures=e.failures,
                     params=dict(e.params),
-                    mean_recovery_seconds=(
-                        round(e.recovery_seconds_total / e.successes, 2) if e.successes else None
-                    ),
+                    service=own.get(e.action, NO_EVIDENCE),
+                    fleet=fleet.get(e.action, NO_EVIDENCE),
                 )
                 for e in entries
                 if e.enabled
-            ]
+            ],
+            rng=self._rng,
+            strategy=self._strategy,
         )
 
     async def _skip(
@@ -213,13 +236,9 @@ class Decider:
         return None, "", 0
 
 
-def _reason(chosen: Candidate, considered: list[dict[str, Any]], retry: int) -> str:
-    runs = chosen.successes + chosen.failures
-    evidence = (
-        f"{chosen.successes}/{runs} past runs recovered the service"
-        if runs
-        else "no outcomes recorded yet, so catalog order decides"
-    )
+def _reason(
+    chosen: Candidate, considered: list[dict[str, Any]], retry: int, strategy: Strategy
+) -> str:
     skipped = [c for c in considered if "skipped" in c]
     tail = (
         f"; skipped {', '.join(c['action'] + ' (' + c['rule'] + ')' for c in skipped)}"
@@ -227,4 +246,4 @@ def _reason(chosen: Candidate, considered: list[dict[str, Any]], retry: int) -> 
         else ""
     )
     again = f" (retry {retry + 1})" if retry else ""
-    return f"{chosen.action}{again}: highest expected success {chosen.score:.2f} ({evidence}){tail}"
+    return explain(chosen, 1, strategy).replace(chosen.action, chosen.action + again, 1) + tail

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from selfheal.checks.history import History
 from selfheal.checks.rollup import RollupBuffer
@@ -78,6 +79,21 @@ class FlapSettled:
 Signal = Confirmed | Cleared | StatusChanged | FlapStarted | FlapSettled
 
 
+class SampleSink(Protocol):
+    """Something else that sees every sample on the hot path (learned baselines).
+
+    ``add`` must be as cheap as the rollups: a few additions, no I/O, no scoring.
+    """
+
+    def add(self, sample: Sample) -> None:
+        """Count one sample in."""
+        ...
+
+    def forget(self, key: ServiceKey) -> None:
+        """Drop a removed service."""
+        ...
+
+
 @dataclass(slots=True)
 class ServiceState:
     """What the agent holds in memory about one service between probes."""
@@ -110,8 +126,10 @@ class Monitor:
         rollups: RollupBuffer | None = None,
         metrics: AgentMetrics | None = None,
         flapping: FlappingConfig | None = None,
+        baselines: SampleSink | None = None,
     ) -> None:
         self._on_signal = on_signal
+        self._baselines = baselines
         self._states: dict[ServiceKey, ServiceState] = {}
         self.rollups = rollups or RollupBuffer()
         self._duration = metrics.monitoring_duration if metrics is not None else None
@@ -130,6 +148,8 @@ class Monitor:
         """Forget a removed service."""
         self._states.pop(key, None)
         self.rollups.forget(key)
+        if self._baselines is not None:
+            self._baselines.forget(key)
 
     def state(self, key: ServiceKey) -> ServiceState | None:
         """The state of one service, if tracked."""
@@ -149,6 +169,8 @@ class Monitor:
         state.last = sample
         state.recent.append(sample)
         self.rollups.add(sample)
+        if self._baselines is not None:
+            self._baselines.add(sample)
 
         symptoms = evaluate(sample, spec.thresholds)
         status, reason = status_of(sample, symptoms)

@@ -138,8 +138,12 @@ class IncidentService:
             incident_id=row.id,
             kind="detected",
             message=detected
-            or f"{symptom.type.value} confirmed after {spec.retries} consecutive bad probes: "
-            f"{symptom.detail}",
+            or (
+                f"anomaly found by the learned baseline: {symptom.detail}"
+                if symptom.type is IncidentType.ANOMALY
+                else f"{symptom.type.value} confirmed after {spec.retries} consecutive bad "
+                f"probes: {symptom.detail}"
+            ),
             data=details,
         )
         silence = self._silence_for(spec) if self._silence_for else None

@@ -16,6 +16,7 @@ _BASE = {
     IncidentType.HIGH_CPU: Severity.MEDIUM,
     IncidentType.DEGRADED: Severity.MEDIUM,
     IncidentType.FLAPPING: Severity.HIGH,
+    IncidentType.ANOMALY: Severity.LOW,
 }
 _ORDER = list(Severity)
 

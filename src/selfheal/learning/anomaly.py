@@ -328,6 +328,18 @@ class AnomalyDetector:
         self._last_timestamp = -math.inf
 
     @property
+    def samples(self) -> int:
+        """Values learned from so far (non-finite ones are not counted)."""
+        return self._seen
+
+    def normal_range(self) -> tuple[float, float] | None:
+        """The range of raw values learned so far (slowly shrinking), None before any."""
+        quantiser = self._resolutions[0].quantiser
+        if math.isnan(quantiser.low):
+            return None
+        return quantiser.low, quantiser.high
+
+    @property
     def last_timestamp(self) -> float | None:
         """Latest timestamp fed so far (lets the owner retire stale detectors)."""
         return _finite_or_none(self._last_timestamp)

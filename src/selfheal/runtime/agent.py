@@ -49,7 +49,10 @@ from selfheal.events import bus as ev
 from selfheal.events.digest import ProbeDigest
 from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
+from selfheal.learning.baselines import AnomalyCleared, AnomalyRaised, BaselineTracker
 from selfheal.learning.outcomes import OutcomeRecorder
+from selfheal.learning.thresholds import applicable
+from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
 from selfheal.runtime.fleet import FleetManager
@@ -58,6 +61,7 @@ from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import catalog as catalog_repo
 from selfheal.storage.repositories import incidents as incidents_repo
+from selfheal.storage.repositories import learning as learning_repo
 from selfheal.storage.repositories import samples as samples_repo
 from selfheal.storage.repositories import services as services_repo
 from selfheal.storage.repositories import tenants as tenants_repo
@@ -75,6 +79,9 @@ log = get_logger(__name__)
 
 FLUSH_INTERVAL = 5.0
 SEVERITY_SWEEP = 30.0
+BASELINE_SAVE_INTERVAL = 600.0  # detector states are saved this often (and at stop)
+SCORING_SLICE = 0.005  # seconds of detector work between two yields to the event loop
+THRESHOLD_REFRESH = 3600.0  # learned thresholds are re-derived this often (when enabled)
 SHUTDOWN_GRACE = 10.0
 
 
@@ -108,10 +115,20 @@ class Agent:
 
         self._signals: asyncio.Queue[Signal] = asyncio.Queue()
         self._status_rows: list[dict[str, Any]] = []
+        self.baselines: BaselineTracker | None = (
+            BaselineTracker(
+                period=self.settings.ANOMALY_PERIOD,
+                learning_period=self.settings.ANOMALY_LEARNING_PERIOD,
+                metrics=self.settings.ANOMALY_METRICS,
+            )
+            if self.settings.ANOMALY_DETECTION
+            else None
+        )
         self.monitor = Monitor(
             on_signal=self._signals.put_nowait,
             metrics=self.metrics,
             flapping=self.policies.flapping,
+            baselines=self.baselines,
         )
         self.metrics.watch_fleet(self.monitor)
         self.metrics.watch_agent(
@@ -123,7 +140,9 @@ class Agent:
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.controls = Controls(self.db)
-        self.outcomes = OutcomeRecorder(self.db, self.metrics)
+        self.outcomes = OutcomeRecorder(
+            self.db, self.metrics, discount=self.settings.LEARNING_DISCOUNT
+        )
         # the live feed's once-a-second summary of fresh probes (sparklines, last check)
         self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
         # built in start(): they need the running loop and the HTTP clients
@@ -159,6 +178,7 @@ class Agent:
         self._build_healing()
         await self._load_identity_and_catalog()
         await self.controls.load(self.file_config.silences)
+        await self._load_baselines()
         await self.fleet.sync_config(self.file_config)
         count = await self.fleet.load_all()
         self.metrics.seed_outcomes(*await self.outcomes.totals())
@@ -169,6 +189,14 @@ class Agent:
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
         ]
+        if self.baselines is not None:
+            self._tasks.append(
+                asyncio.create_task(self._supervised(self._baseline_loop), name="baselines")
+            )
+        if self.settings.AUTO_THRESHOLDS:
+            self._tasks.append(
+                asyncio.create_task(self._supervised(self._threshold_loop), name="thresholds")
+            )
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
         gc.freeze()
@@ -213,7 +241,12 @@ class Agent:
             bus=self.bus,
             policies=self.policies,
             incidents=self.incidents,
-            decider=Decider(self.db, self.policies, lambda spec: backoff.wait(spec.key)),
+            decider=Decider(
+                self.db,
+                self.policies,
+                lambda spec: backoff.wait(spec.key),
+                strategy=self.settings.LEARNING_STRATEGY,
+            ),
             runner=runner,
             verifier=Verifier(self.probe_and_observe, interval=self.settings.VERIFY_INTERVAL),
             outcomes=self.outcomes,
@@ -267,6 +300,7 @@ class Agent:
         try:
             await self._drain_signals()
             await self._flush(include_current=True)
+            await self._save_baselines()
         except StorageError as exc:
             log.error("final_flush_failed", error=exc.message)
         if self._probe_session is not None:
@@ -326,8 +360,12 @@ class Agent:
             (row.id, ServiceKey(row.tenant_id, row.service_id), row.type) for row in rows
         )
         for row in rows:
-            state = self.monitor.state(ServiceKey(row.tenant_id, row.service_id))
-            if state is not None:
+            key = ServiceKey(row.tenant_id, row.service_id)
+            state = self.monitor.state(key)
+            if row.type == IncidentType.ANOMALY:
+                if self.baselines is not None:
+                    self.baselines.restore_active(key)
+            elif state is not None:
                 state.hysteresis.restore(IncidentType(row.type))
             if row.status != IncidentStatus.ESCALATED:
                 log.info("incident_resumed", incident_id=row.id, status=row.status)
@@ -464,6 +502,102 @@ class Agent:
             except StorageError as exc:
                 log.warning("severity_sweep_delayed", error=exc.message)
 
+    # -- learned baselines: periods scored off the probe path --------------------------
+
+    async def _load_baselines(self) -> None:
+        if self.baselines is None:
+            return
+        async with self.db.session() as session:
+            rows = await learning_repo.load_baselines(session=session)
+        loaded = self.baselines.load(rows)
+        if loaded:
+            log.info("baselines_loaded", detectors=loaded)
+
+    async def _baseline_loop(self) -> None:
+        assert self.baselines is not None
+        interval = min(self.baselines.period / 2, FLUSH_INTERVAL)
+        saved = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            self.score_baselines(time.time())
+            while self.baselines.pending:  # in slices, so probes are not held up
+                await asyncio.sleep(0)
+                self.score_baselines(time.time())
+            if time.monotonic() - saved >= BASELINE_SAVE_INTERVAL:
+                try:
+                    await self._save_baselines()
+                    saved = time.monotonic()
+                except StorageError as exc:
+                    log.warning("baseline_save_delayed", error=exc.message)
+
+    def score_baselines(self, now: float) -> None:
+        """Score finished periods; anomalies become symptoms for the incident stage."""
+        if self.baselines is None:
+            return
+        for event in self.baselines.score_ready(now, budget=SCORING_SLICE):
+            spec = self.fleet.spec(event.key)
+            state = self.monitor.state(event.key)
+            if spec is None or state is None or state.last is None:
+                continue
+            if isinstance(event, AnomalyRaised):
+                log.info(
+                    "anomaly_detected",
+                    service_id=spec.service_id,
+                    metric=event.metric,
+                    value=event.value,
+                    typical=event.typical,
+                    score=event.score,
+                )
+                symptom = Symptom(
+                    IncidentType.ANOMALY,
+                    event.detail,
+                    observed=round(event.value, 4),
+                    limit=round(event.typical, 4),
+                )
+                self._signals.put_nowait(Confirmed(spec, symptom, state.last))
+            elif isinstance(event, AnomalyCleared):
+                self._signals.put_nowait(Cleared(spec, IncidentType.ANOMALY, state.last))
+
+    async def _save_baselines(self) -> None:
+        if self.baselines is None:
+            return
+        rows = self.baselines.dirty_states()
+        if rows:
+            async with self.db.session() as session:
+                await learning_repo.save_baselines(session=session, rows=rows)
+
+    async def threshold_suggestions(self, spec: ServiceSpec) -> dict[str, dict[str, Any]]:
+        """Suggested thresholds for one service (``GET /api/services/{id}/baseline``)."""
+        learned = self.baselines.summary(spec.key) if self.baselines is not None else {}
+        return await threshold_suggestions(
+            self.db,
+            tenant_id=spec.tenant_id,
+            service_id=spec.service_id,
+            current=spec.thresholds,
+            learned=learned,
+            period=self.settings.ANOMALY_PERIOD,
+        )
+
+    async def apply_learned_thresholds(self) -> int:
+        """Apply every service's suggestions (where the operator set nothing); returns changes."""
+        changed = 0
+        for spec in self.fleet.specs():
+            values = applicable(await self.threshold_suggestions(spec))
+            if values and await self.fleet.set_learned_thresholds(
+                tenant_id=spec.tenant_id, service_id=spec.service_id, values=values
+            ):
+                log.info("learned_thresholds_applied", service_id=spec.service_id, **values)
+                changed += 1
+        return changed
+
+    async def _threshold_loop(self) -> None:
+        while True:
+            await asyncio.sleep(THRESHOLD_REFRESH)
+            try:
+                await self.apply_learned_thresholds()
+            except StorageError as exc:
+                log.warning("learned_thresholds_delayed", error=exc.message)
+
     # -- helpers for the API ------------------------------------------------------------
 
     def _last(self, key: ServiceKey) -> Sample | None:
@@ -480,9 +614,12 @@ class Agent:
 def _apply_policies(settings: Settings, config: FileConfig) -> Settings:
     """Config-file policies override the environment's defaults."""
     # cooldown is resolved per service (ServiceSpec); the rest live in Policies
+    updates: dict[str, Any] = {}
     if config.policies.cooldown is not None:
-        return settings.model_copy(update={"ACTION_COOLDOWN": config.policies.cooldown})
-    return settings
+        updates["ACTION_COOLDOWN"] = config.policies.cooldown
+    if config.policies.auto_thresholds is not None:
+        updates["AUTO_THRESHOLDS"] = config.policies.auto_thresholds
+    return settings.model_copy(update=updates) if updates else settings
 
 
 def _group(entries: Any) -> dict[str, list[Any]]:

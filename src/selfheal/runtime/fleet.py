@@ -21,6 +21,7 @@ from selfheal.logging import get_logger
 from selfheal.services import ServiceSpec, build_spec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import audit as audit_repo
+from selfheal.storage.repositories import learning as learning_repo
 from selfheal.storage.repositories import services as repo
 from selfheal.storage.tables import Service
 from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
@@ -97,7 +98,10 @@ class FleetManager:
             recovery_probes=opts.get("recovery_probes"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
-            thresholds=ThresholdOverrides.model_validate(opts.get("thresholds") or {}),
+            # learned thresholds (applied only when enabled) never beat the operator's
+            thresholds=ThresholdOverrides.model_validate(
+                {**(opts.get("learned_thresholds") or {}), **(opts.get("thresholds") or {})}
+            ),
             remediation={
                 name: RemediationSpec.model_validate(value)
                 for name, value in (row.remediation or {}).items()
@@ -149,6 +153,12 @@ class FleetManager:
         if secret is not None:
             values["secret_encrypted"] = self._box.encrypt(secret)
         async with self._db.session() as session:
+            current = await repo.get_service(
+                session=session, tenant_id=tenant_id, service_id=service_id
+            )
+            learned = (current.settings or {}).get("learned_thresholds") if current else None
+            if learned:
+                values["settings"]["learned_thresholds"] = learned
             row, created = await repo.upsert_service(
                 session=session, tenant_id=tenant_id, service_id=service_id, values=values
             )
@@ -200,6 +210,33 @@ class FleetManager:
         self._activate(row)
         return row
 
+    async def set_learned_thresholds(
+        self, *, tenant_id: str, service_id: str, values: dict[str, float]
+    ) -> bool:
+        """Store thresholds suggested by learning (below the operator's own) and apply them."""
+        async with self._db.session() as session:
+            row = await repo.get_service(
+                session=session, tenant_id=tenant_id, service_id=service_id
+            )
+            if row is None:
+                return False
+            options = dict(row.settings or {})
+            if options.get("learned_thresholds") == values:
+                return False
+            options["learned_thresholds"] = values
+            row.settings = options
+            await session.flush()
+            await audit_repo.audit(
+                session=session,
+                tenant_id=tenant_id,
+                actor="learning",
+                verb="service.learned_thresholds",
+                target=service_id,
+                detail=values,
+            )
+        self._activate(row)
+        return True
+
     async def delete(self, *, tenant_id: str, service_id: str, actor: str) -> bool:
         """Stop probing and forget a service; its incidents stay as history."""
         async with self._db.session() as session:
@@ -207,6 +244,10 @@ class FleetManager:
                 session=session, tenant_id=tenant_id, service_id=service_id
             )
             if deleted:
+                # its learned baselines go with it; what its fixes taught the fleet stays
+                await learning_repo.delete_baselines(
+                    session=session, tenant_id=tenant_id, service_id=service_id
+                )
                 await audit_repo.audit(
                     session=session,
                     tenant_id=tenant_id,

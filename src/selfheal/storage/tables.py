@@ -303,3 +303,45 @@ class AutomationPause(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     paused_by: Mapped[str] = mapped_column(String(200))
     paused_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LearningArm(Base):
+    """What learning knows about one fix for one incident type, per service or fleet-wide.
+
+    ``scope`` is a service id, or ``*`` for the fleet: the fleet row is kept
+    equal to the sum of the service rows, so "the fleet without this service"
+    is a subtraction. Success and failure counts are discounted (recent
+    outcomes weigh more); ``runs`` and ``recovered`` count everything.
+    """
+
+    __tablename__ = "learning_arms"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    incident_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    successes: Mapped[float] = mapped_column(Float, default=0.0)
+    failures: Mapped[float] = mapped_column(Float, default=0.0)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    recovered: Mapped[int] = mapped_column(Integer, default=0)
+    recovery_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    recovery_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    recovery_sq: Mapped[float] = mapped_column(Float, default=0.0)
+    recent: Mapped[str] = mapped_column(String(32), default="")  # latest outcomes, "1"/"0"
+    changes: Mapped[int] = mapped_column(Integer, default=0)  # detected changes (memory cuts)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Baseline(Base):
+    """The saved state of one streaming anomaly detector (one metric of one service)."""
+
+    __tablename__ = "baselines"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    service_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,6 +12,7 @@ from selfheal.api.routes import (
     events,
     fleet,
     incidents,
+    learning,
     services,
     system,
 )
@@ -26,5 +27,6 @@ api_router.include_router(controls.router)
 api_router.include_router(fleet.router)
 api_router.include_router(actions.router)
 api_router.include_router(charts.router)
+api_router.include_router(learning.router)
 
 __all__ = ["api_router"]
