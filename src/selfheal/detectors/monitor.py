@@ -27,11 +27,16 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """A symptom seen on enough consecutive probes to open an incident."""
+    """A symptom seen on enough consecutive probes to open an incident.
+
+    ``evidence`` says how it was confirmed when that was not by counting probes
+    (a heartbeat deadline that passed).
+    """
 
     spec: ServiceSpec
     symptom: Symptom
     sample: Sample
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,7 @@ class ServiceState:
     recent: History = field(default_factory=History)
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
     since: float | None = None  # when the status last changed
+    pushed_errors: int = 0  # errors the service pushed since its last heartbeat
 
 
 def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:
@@ -112,8 +118,13 @@ class Monitor:
         """The state of one service, if tracked."""
         return self._states.get(key)
 
-    def observe(self, spec: ServiceSpec, sample: Sample) -> float:
-        """Count one sample in; returns seconds until the next probe."""
+    def observe(self, spec: ServiceSpec, sample: Sample, *, confirmed: bool = False) -> float:
+        """Count one sample in; returns seconds until the next probe.
+
+        ``confirmed`` marks a sample that is conclusive on its own: a heartbeat
+        deadline that passed has already waited its timeout, so its symptom opens
+        an incident without waiting for more bad samples.
+        """
         state = self._states.get(spec.key)
         if state is None:
             state = self.track(spec.key)
@@ -133,14 +144,31 @@ class Monitor:
             previous, state.status, state.since = state.status, status, sample.at
             self._on_signal(StatusChanged(spec, previous, status, sample, reason))
         changes = state.hysteresis.update(
-            symptoms, retries=spec.retries, recovery_probes=self._recovery_probes
+            symptoms,
+            retries=1 if confirmed else spec.retries,
+            recovery_probes=self._recovery_probes,
         )
         if changes is not None:
+            evidence = "by a missed heartbeat deadline" if confirmed else None
             for symptom in changes.opened:
-                self._on_signal(Confirmed(spec, symptom, sample))
+                self._on_signal(Confirmed(spec, symptom, sample, evidence))
             for kind in changes.cleared:
                 self._on_signal(Cleared(spec, kind, sample))
         return spec.retry_delay if state.hysteresis.pending else spec.interval
+
+    def count_errors(self, key: ServiceKey, count: int) -> None:
+        """Errors a service pushed; the next heartbeat turns them into an error rate."""
+        state = self._states.get(key)
+        if state is not None:
+            state.pushed_errors += count
+
+    def take_errors(self, key: ServiceKey) -> int:
+        """Errors pushed since the last heartbeat (and start counting afresh)."""
+        state = self._states.get(key)
+        if state is None:
+            return 0
+        count, state.pushed_errors = state.pushed_errors, 0
+        return count
 
     # -- views for metrics and the API --------------------------------------------------
 

@@ -49,9 +49,12 @@ class IncidentService:
         self._metrics = metrics
 
     async def open(
-        self, spec: ServiceSpec, symptom: Symptom, sample: Sample
+        self, spec: ServiceSpec, symptom: Symptom, sample: Sample, *, evidence: str | None = None
     ) -> tuple[Incident, bool]:
-        """Open an incident for a confirmed symptom, or return the one already open."""
+        """Open an incident for a confirmed symptom, or return the one already open.
+
+        ``evidence`` says how the symptom was confirmed, when not by consecutive probes.
+        """
         severity = classify(symptom.type, spec.tags)
         summary = f"{spec.name}: {symptom.type.value.replace('_', ' ')} ({symptom.detail})"
         details: dict[str, Any] = {"symptom": symptom.detail, "sample": sample.as_dict()}
@@ -73,8 +76,9 @@ class IncidentService:
                     tenant_id=spec.tenant_id,
                     incident_id=row.id,
                     kind="detected",
-                    message=f"{symptom.type.value} confirmed after {spec.retries} "
-                    f"consecutive bad probes: {symptom.detail}",
+                    message=f"{symptom.type.value} confirmed "
+                    f"{evidence or f'after {spec.retries} consecutive bad probes'}: "
+                    f"{symptom.detail}",
                     data=details,
                 )
         if created:
@@ -113,6 +117,31 @@ class IncidentService:
             tenant_id,
             {"id": incident_id, "event": {"kind": kind, "message": message, "data": data or {}}},
         )
+
+    async def note_service(
+        self, spec: ServiceSpec, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> list[int]:
+        """Append a step to every unresolved incident of a service; their ids."""
+        async with self._db.session() as session:
+            rows = await repo.unresolved_for_service(
+                session=session, tenant_id=spec.tenant_id, service_id=spec.service_id
+            )
+            for row in rows:
+                await repo.add_event(
+                    session=session,
+                    tenant_id=spec.tenant_id,
+                    incident_id=row.id,
+                    kind=kind,
+                    message=message,
+                    data=data,
+                )
+        for row in rows:
+            self._bus.publish(
+                ev.INCIDENT_UPDATED,
+                spec.tenant_id,
+                {"id": row.id, "event": {"kind": kind, "message": message, "data": data or {}}},
+            )
+        return [row.id for row in rows]
 
     async def move(
         self,

@@ -23,6 +23,7 @@ from selfheal.actions.notify import Notifier, NotifyExecutor
 from selfheal.actions.runner import ActionRunner
 from selfheal.actions.webhook import WebhookExecutor
 from selfheal.auth import KeyStore
+from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
 from selfheal.checks.http import HttpProbe, make_session
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
@@ -96,6 +97,7 @@ class Agent:
             metrics=self.metrics,
         )
         self.metrics.watch_fleet(self.monitor)
+        self.heartbeats = HeartbeatWatch(on_silence=self._on_silence)
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,6 +129,7 @@ class Agent:
             box=self.box,
             scheduler=self.scheduler,
             monitor=self.monitor,
+            heartbeats=self.heartbeats,
             bus=self.bus,
         )
         self.notifier = Notifier(self._http, self.file_config.notifications)
@@ -180,6 +183,7 @@ class Agent:
         self.stop_requested.set()
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
+        self.heartbeats.stop()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
         for task in self._tasks:
@@ -284,7 +288,9 @@ class Agent:
         elif isinstance(signal, Confirmed):
             if self.fleet.spec(signal.spec.key) is None:
                 return  # removed while the signal waited
-            row, created = await self.incidents.open(signal.spec, signal.symptom, signal.sample)
+            row, created = await self.incidents.open(
+                signal.spec, signal.symptom, signal.sample, evidence=signal.evidence
+            )
             if created:
                 self.healer.start(row)
         elif isinstance(signal, Cleared):
@@ -340,6 +346,44 @@ class Agent:
                     "service_id": spec.service_id,
                 },
             )
+
+    # -- pushes from services (the SDK) --------------------------------------------------
+
+    def heartbeat(self, spec: ServiceSpec, beat: Heartbeat) -> None:
+        """A heartbeat: a healthy sample now, and a deadline for the next one.
+
+        Errors pushed since the previous heartbeat count against the requests it
+        reports. The deadline is the service's ``heartbeat_timeout``, or twice the
+        interval the heartbeat announces (twice the probe interval if it says none).
+        """
+        errors = self.monitor.take_errors(spec.key)
+        self.monitor.observe(spec, beat.sample(spec.key, at=time.time(), errors=errors))
+        timeout = spec.heartbeat_timeout or 2 * (beat.interval or spec.interval)
+        self.heartbeats.beat(spec.key, timeout)
+
+    def _on_silence(self, key: ServiceKey, silence: float) -> None:
+        spec = self.fleet.spec(key)
+        if spec is None:
+            self.heartbeats.forget(key)
+            return
+        log.warning("heartbeat_missed", service_id=spec.service_id, silent_for=round(silence, 2))
+        sample = silence_sample(key, at=time.time(), silence=silence)
+        self.monitor.observe(spec, sample, confirmed=True)
+
+    async def service_errors(
+        self, spec: ServiceSpec, *, count: int, error_type: str | None, message: str | None
+    ) -> None:
+        """Errors a service caught and pushed: counted towards its error rate, and put
+        on the timeline of its unresolved incidents."""
+        self.monitor.count_errors(spec.key, count)
+        what = error_type or "error"
+        text = f"{what}: {message}" if message else what
+        await self.incidents.note_service(
+            spec,
+            "service_error",
+            f"the service reported {count} x {text}"[:2000],
+            {"count": count, "error_type": error_type, "message": message},
+        )
 
     # -- persistence of samples ---------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The fleet: services in the database, as specs in the scheduler, as state in the monitor.
+"""The fleet: services in the database, as specs in the scheduler, as state in the monitor
+(and, for services that push heartbeats, as deadlines in the heartbeat watch).
 
 Every change of a service (API, config file, start-up) goes through here, so
 the three views never disagree.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from selfheal.checks.heartbeat import HeartbeatWatch
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig, RemediationSpec, ServiceConfig, ThresholdOverrides
@@ -27,7 +29,8 @@ from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
 
 log = get_logger(__name__)
 
-SETTING_FIELDS = ("interval", "timeout", "retries", "retry_delay", "cooldown")
+WEAK_SECRET_LENGTH = 16
+SETTING_FIELDS = ("interval", "timeout", "retries", "retry_delay", "cooldown", "heartbeat_timeout")
 
 
 class FleetManager:
@@ -41,6 +44,7 @@ class FleetManager:
         box: SecretBox,
         scheduler: Scheduler,
         monitor: Monitor,
+        heartbeats: HeartbeatWatch,
         bus: EventBus,
     ) -> None:
         self._db = db
@@ -48,6 +52,7 @@ class FleetManager:
         self._box = box
         self._scheduler = scheduler
         self._monitor = monitor
+        self._heartbeats = heartbeats
         self._bus = bus
 
     def spec(self, key: ServiceKey) -> ServiceSpec | None:
@@ -81,6 +86,7 @@ class FleetManager:
             retries=opts.get("retries"),
             retry_delay=opts.get("retry_delay"),
             cooldown=opts.get("cooldown"),
+            heartbeat_timeout=opts.get("heartbeat_timeout"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             thresholds=ThresholdOverrides.model_validate(opts.get("thresholds") or {}),
@@ -134,6 +140,8 @@ class FleetManager:
             values["remediation"] = remediation
         if secret is not None:
             values["secret_encrypted"] = self._box.encrypt(secret)
+            if len(secret) < WEAK_SECRET_LENGTH:
+                log.warning("service_secret_weak", service_id=service_id, length=len(secret))
         async with self._db.session() as session:
             row, created = await repo.upsert_service(
                 session=session, tenant_id=tenant_id, service_id=service_id, values=values
@@ -203,6 +211,7 @@ class FleetManager:
         key = ServiceKey(tenant_id, service_id)
         self._scheduler.unschedule(key)
         self._monitor.untrack(key)
+        self._heartbeats.forget(key)
         if deleted:
             self._bus.publish(ev.SERVICE_REMOVED, tenant_id, {"service_id": service_id})
         return deleted
@@ -243,6 +252,7 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "retries": svc.retries,
             "retry_delay": svc.retry_delay,
             "cooldown": svc.cooldown,
+            "heartbeat_timeout": svc.heartbeat_timeout,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
         },
         "remediation": {
