@@ -213,7 +213,11 @@ class AgentCore:
             if isinstance(error, BaseException):
                 kind = type(error).__name__
                 message = str(error)
-                trace = "".join(traceback.format_exception(error))[-TRACEBACK_LIMIT:]
+                trace = (
+                    "".join(traceback.format_exception(error))[-TRACEBACK_LIMIT:]
+                    if error.__traceback__ is not None
+                    else None
+                )
             else:
                 kind, message, trace = "error", str(error), None
             item: dict[str, Any] = {
@@ -226,6 +230,7 @@ class AgentCore:
             if context:
                 item["context"] = {str(k): _short(v) for k, v in list(context.items())[:20]}
             self._outbox.put(item)
+            self._figures.requests.record_error()
             self._wake()
         except Exception:  # pragma: no cover - reporting must never hurt the host
             log.debug("self_healing_sdk: could not queue an error", exc_info=True)

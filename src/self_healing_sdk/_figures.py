@@ -42,20 +42,32 @@ class Figures:
     extra: dict[str, Any]
 
 
-class RequestStats:
-    """Requests the host served, counted by the framework integrations or ``record_request``.
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What the host counted since the previous heartbeat."""
 
-    Cumulative counters under a lock; a heartbeat reads the change since the
-    previous heartbeat, so the figures are per heartbeat interval.
+    requests: int
+    failures: int  # failed requests, or reported errors if there were more of those
+    latency_ms: float | None  # mean
+
+
+class RequestStats:
+    """Requests the host served and errors it reported, per heartbeat interval.
+
+    Requests are counted by the framework integrations or ``record_request``;
+    errors by ``report_error``. A reported error is usually the same failure as
+    a failed request, so the window's failures are the larger of the two counts,
+    not their sum (the agent applies the same rule to the errors pushed to it).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests = 0
         self._failed = 0
+        self._errors = 0
         self._latency_total = 0.0
         self._timed = 0
-        self._mark = (0, 0, 0.0, 0)
+        self._mark = (0, 0, 0, 0.0, 0)
 
     def record(self, *, ok: bool = True, latency_ms: float | None = None) -> None:
         """Count one request (``ok=False``: it failed, e.g. a 5xx answer)."""
@@ -67,24 +79,33 @@ class RequestStats:
                 self._latency_total += latency_ms
                 self._timed += 1
 
+    def record_error(self) -> None:
+        """Count one error the host reported."""
+        with self._lock:
+            self._errors += 1
+
     @property
     def active(self) -> bool:
         """True once any request was counted."""
         return self._requests > 0
 
-    def window(self, *, reset: bool) -> tuple[int, float | None, float | None]:
-        """(requests, error rate, mean latency ms) since the last reset."""
+    def window(self, *, reset: bool) -> Window:
+        """The counts since the last reset (``reset`` starts a new window)."""
         with self._lock:
-            requests, failed, latency, timed = self._mark
-            n = self._requests - requests
-            failures = self._failed - failed
-            lat_n = self._timed - timed
-            lat_sum = self._latency_total - latency
+            current = (
+                self._requests,
+                self._failed,
+                self._errors,
+                self._latency_total,
+                self._timed,
+            )
+            requests, failed, errors, latency, timed = self._mark
             if reset:
-                self._mark = (self._requests, self._failed, self._latency_total, self._timed)
-        rate = failures / n if n else None
-        mean = round(lat_sum / lat_n, 2) if lat_n else None
-        return n, rate, mean
+                self._mark = current
+        lat_n = current[4] - timed
+        mean = round((current[3] - latency) / lat_n, 2) if lat_n else None
+        failures = max(current[1] - failed, current[2] - errors)
+        return Window(current[0] - requests, failures, mean)
 
 
 class FigureCollector:
@@ -106,9 +127,11 @@ class FigureCollector:
     def read(self, *, reset_window: bool = False) -> Figures:
         """The current figures; ``reset_window`` starts a new request window (heartbeats)."""
         cpu, memory = self._process_figures()
-        counted, error_rate, latency_ms = self.requests.window(reset=reset_window)
+        window = self.requests.window(reset=reset_window)
         # zero requests is a figure only once the host counts its requests at all
-        requests = counted if self.requests.active else None
+        requests = window.requests if self.requests.active else None
+        error_rate: float | None = None
+        latency_ms = window.latency_ms
         extra: dict[str, Any] = {}
         status = "ok"
         for name, value in self._hook_figures().items():
@@ -126,6 +149,9 @@ class FigureCollector:
                 requests = int(value) if _is_number(value) and value >= 0 else requests
             else:
                 extra[str(name)] = value
+        if requests:  # errors against requests; the hook's own rate if that is higher
+            counted = min(1.0, window.failures / requests)
+            error_rate = counted if error_rate is None else max(error_rate, counted)
         return Figures(
             status=status,
             cpu=cpu,

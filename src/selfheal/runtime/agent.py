@@ -371,10 +371,17 @@ class Agent:
         self.monitor.observe(spec, sample, confirmed=True)
 
     async def service_errors(
-        self, spec: ServiceSpec, *, count: int, error_type: str | None, message: str | None
+        self,
+        spec: ServiceSpec,
+        *,
+        count: int,
+        error_type: str | None,
+        message: str | None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Errors a service caught and pushed: counted towards its error rate, and put
-        on the timeline of its unresolved incidents."""
+        on the timeline of its unresolved incidents (with the details it sent, such as
+        a traceback)."""
         self.monitor.count_errors(spec.key, count)
         what = error_type or "error"
         text = f"{what}: {message}" if message else what
@@ -382,7 +389,7 @@ class Agent:
             spec,
             "service_error",
             f"the service reported {count} x {text}"[:2000],
-            {"count": count, "error_type": error_type, "message": message},
+            (details or {}) | {"count": count, "error_type": error_type, "message": message},
         )
 
     # -- persistence of samples ---------------------------------------------------------

@@ -167,7 +167,11 @@ async def push_event(
         )
     else:
         await agent.service_errors(
-            spec, count=body.count, error_type=body.error_type, message=body.message
+            spec,
+            count=body.count,
+            error_type=body.error_type,
+            message=body.message,
+            details=body.metadata,
         )
     return PushAccepted(service=await _view(agent, spec.key))
 
