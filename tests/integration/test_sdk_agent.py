@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -299,5 +300,38 @@ async def test_stopped_heartbeats_open_an_unreachable_incident(
                 return bool(body["status"] == "resolved")
 
             await wait_for(resolved, 15)
+            await asyncio.to_thread(agent.close)
+            await client.aclose()
+
+
+async def test_the_readme_snippet_works_as_written(
+    sqlite_url: str, make_settings: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    """The seed's five lines, taken from the README, with only the addresses changed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Services join through the SDK", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "SelfHealingAgent(agent_url=" in snippet
+    monkeypatch.setenv("SELFHEAL_API_KEY", TEST_KEY)
+    async with AgentServer(make_settings(sqlite_url)) as server:
+        placeholder = SelfHealingAgent(server.url, "x", "payment-api", "s3cret")
+        with wsgi_server(SelfHealingWSGI(agent=placeholder)) as url:
+            code = snippet.replace("http://localhost:5000", server.url).replace(
+                "http://127.0.0.1:6000", url
+            )
+            namespace: dict[str, Any] = {}
+            await asyncio.to_thread(exec, code, namespace)
+            agent = namespace["agent"]
+            client = api_client(server.url)
+
+            async def registered() -> dict[str, Any] | None:
+                body: dict[str, Any] = (await client.get("/api/services/payment-api")).json()
+                return body if body.get("last_heartbeat") else None
+
+            service = await wait_for(registered, 5)
+            assert service["name"] == "Payment API"
+            assert service["tags"] == ["critical"]
+            assert service["metadata"] == {"version": "1.0", "user_id": "team-a"}
+            await wait_for(lambda: _true("HealthStatus(" in capsys.readouterr().out), 5)
             await asyncio.to_thread(agent.close)
             await client.aclose()
