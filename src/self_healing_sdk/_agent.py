@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 
-from self_healing_sdk._core import AgentCore, Outcome, Push, backoff, classify
-from self_healing_sdk._models import RegisterResult
+from self_healing_sdk._core import AgentCore
+from self_healing_sdk._delivery import Outcome, Push, backoff, classify
+from self_healing_sdk._models import HealthStatus, RegisterResult
 
 log = logging.getLogger("self_healing_sdk")
 
@@ -130,12 +131,13 @@ class SelfHealingAgent(AgentCore):
             thread, self._thread = self._thread, None
         if thread is None:
             return
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self._wakeup.set()
         thread.join(timeout)
         _running.discard(self)
         if len(self._outbox) and self._reachable:
-            self._flush(attempts=1)
+            self._flush(attempts=1, deadline=deadline)
 
     @property
     def monitoring(self) -> bool:
@@ -184,11 +186,11 @@ class SelfHealingAgent(AgentCore):
     def _beat(self) -> None:
         if not self._registered and self._registration is not None:
             self._register(1)
-        push = self._heartbeat_push()
+        push, figures = self._heartbeat_push()
         outcome = self._deliver(push, self.max_retries if self._reachable else 1)
         if outcome is Outcome.REREGISTER and self._register(1).ok:
             self._deliver(push, 1)
-        self._notify(push)
+        self._notify(self._status_of(figures))
 
     def _register(self, attempts: int) -> RegisterResult:
         push = self._registration_push()
@@ -200,30 +202,36 @@ class SelfHealingAgent(AgentCore):
             return RegisterResult(True, created=bool(created), status_code=status_code)
         return RegisterResult(False, status_code=status_code, error=self._last_failure)
 
-    def _flush(self, *, attempts: int) -> None:
+    def _flush(self, *, attempts: int, deadline: float | None = None) -> None:
         pending = self._error_pushes(self._outbox.take())
         for index, (push, _members) in enumerate(pending):
-            outcome = self._deliver(push, attempts)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                outcome = Outcome.RETRY  # out of time (shutting down): keep them queued
+            else:
+                outcome = self._deliver(push, attempts, left)
             if outcome in (Outcome.RETRY, Outcome.REREGISTER):
                 self._outbox.requeue([m for _p, ms in pending[index:] for m in ms])
                 return
 
-    def _notify(self, push: Push) -> None:
+    def _notify(self, status: HealthStatus) -> None:
         callback = self._health_callback
         if callback is None:
             return
         try:
-            callback(self._callback_status(push))
+            callback(status)
             self._callback_failed = False
         except Exception:
             self._callback_failed_once()
 
     # -- sending ------------------------------------------------------------------------
 
-    def _deliver(self, push: Push, attempts: int) -> Outcome:
-        return self._send(push, attempts)[0]
+    def _deliver(self, push: Push, attempts: int, timeout: float | None = None) -> Outcome:
+        return (self._send(push, attempts, timeout))[0]
 
-    def _send(self, push: Push, attempts: int) -> tuple[Outcome, int | None, Any]:
+    def _send(
+        self, push: Push, attempts: int, timeout: float | None = None
+    ) -> tuple[Outcome, int | None, Any]:
         """Up to ``attempts`` tries with backoff; each one re-signed, under the timeout."""
         client = self._http()
         for attempt in range(attempts):
@@ -231,7 +239,9 @@ class SelfHealingAgent(AgentCore):
                 break
             body, headers = self._encode(push)
             try:
-                response = client.post(push.path, content=body, headers=headers)
+                response = client.post(
+                    push.path, content=body, headers=headers, timeout=timeout or self.timeout
+                )
             except httpx.HTTPError as exc:
                 self._unanswered(push, f"{type(exc).__name__}: {exc}")
                 continue

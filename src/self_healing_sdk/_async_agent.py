@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -20,8 +21,9 @@ from typing import Any
 import httpx
 
 from self_healing_sdk._agent import SHUTDOWN_SECONDS, _json
-from self_healing_sdk._core import AgentCore, Outcome, Push, backoff, classify
-from self_healing_sdk._models import RegisterResult
+from self_healing_sdk._core import AgentCore
+from self_healing_sdk._delivery import Outcome, Push, backoff, classify
+from self_healing_sdk._models import HealthStatus, RegisterResult
 
 log = logging.getLogger("self_healing_sdk")
 
@@ -117,6 +119,7 @@ class AsyncSelfHealingAgent(AgentCore):
         task, self._task = self._task, None
         if task is None:
             return
+        deadline = time.monotonic() + timeout
         self._stopping = True
         self._wake()
         try:
@@ -126,7 +129,7 @@ class AsyncSelfHealingAgent(AgentCore):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if len(self._outbox) and self._reachable:
-            await self._flush(attempts=1)
+            await self._flush(attempts=1, deadline=deadline)
 
     @property
     def monitoring(self) -> bool:
@@ -188,11 +191,11 @@ class AsyncSelfHealingAgent(AgentCore):
     async def _beat(self) -> None:
         if not self._registered and self._registration is not None:
             await self._register(1)
-        push = self._heartbeat_push()
+        push, figures = self._heartbeat_push()
         outcome = await self._deliver(push, self.max_retries if self._reachable else 1)
         if outcome is Outcome.REREGISTER and (await self._register(1)).ok:
             await self._deliver(push, 1)
-        await self._notify(push)
+        await self._notify(self._status_of(figures))
 
     async def _register(self, attempts: int) -> RegisterResult:
         push = self._registration_push()
@@ -204,20 +207,24 @@ class AsyncSelfHealingAgent(AgentCore):
             return RegisterResult(True, created=bool(created), status_code=status_code)
         return RegisterResult(False, status_code=status_code, error=self._last_failure)
 
-    async def _flush(self, *, attempts: int) -> None:
+    async def _flush(self, *, attempts: int, deadline: float | None = None) -> None:
         pending = self._error_pushes(self._outbox.take())
         for index, (push, _members) in enumerate(pending):
-            outcome = await self._deliver(push, attempts)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                outcome = Outcome.RETRY  # out of time (shutting down): keep them queued
+            else:
+                outcome = await self._deliver(push, attempts, left)
             if outcome in (Outcome.RETRY, Outcome.REREGISTER):
                 self._outbox.requeue([m for _p, ms in pending[index:] for m in ms])
                 return
 
-    async def _notify(self, push: Push) -> None:
+    async def _notify(self, status: HealthStatus) -> None:
         callback = self._health_callback
         if callback is None:
             return
         try:
-            result = callback(self._callback_status(push))
+            result = callback(status)
             if inspect.isawaitable(result):
                 await result
             self._callback_failed = False
@@ -226,10 +233,12 @@ class AsyncSelfHealingAgent(AgentCore):
 
     # -- sending ------------------------------------------------------------------------
 
-    async def _deliver(self, push: Push, attempts: int) -> Outcome:
-        return (await self._send(push, attempts))[0]
+    async def _deliver(self, push: Push, attempts: int, timeout: float | None = None) -> Outcome:
+        return (await self._send(push, attempts, timeout))[0]
 
-    async def _send(self, push: Push, attempts: int) -> tuple[Outcome, int | None, Any]:
+    async def _send(
+        self, push: Push, attempts: int, timeout: float | None = None
+    ) -> tuple[Outcome, int | None, Any]:
         client = self._http()
         for attempt in range(attempts):
             if attempt:
@@ -238,7 +247,9 @@ class AsyncSelfHealingAgent(AgentCore):
                 await asyncio.sleep(backoff(attempt, self.heartbeat_interval / 2))
             body, headers = self._encode(push)
             try:
-                response = await client.post(push.path, content=body, headers=headers)
+                response = await client.post(
+                    push.path, content=body, headers=headers, timeout=timeout or self.timeout
+                )
             except httpx.HTTPError as exc:
                 self._unanswered(push, f"{type(exc).__name__}: {exc}")
                 continue

@@ -21,18 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
-import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any, TypeVar
 
 from self_healing_sdk._actions import ActionHandler, ActionRegistry, WebhookDispatcher
-from self_healing_sdk._figures import FigureCollector, MetricsHook
+from self_healing_sdk._delivery import Outbox, Outcome, Push, error_message
+from self_healing_sdk._figures import FigureCollector, Figures, MetricsHook
 from self_healing_sdk._models import AgentView, HealthStatus, WebhookResponse
 from self_healing_sdk._version import __version__
 from self_healing_sdk.signing import sign
@@ -42,89 +38,8 @@ log = logging.getLogger("self_healing_sdk")
 API_KEY_ENV = "SELFHEAL_API_KEY"
 MESSAGE_LIMIT = 1000
 TRACEBACK_LIMIT = 2000
-BACKOFF_BASE = 0.2
-BACKOFF_CAP = 5.0
 
 H = TypeVar("H", bound=ActionHandler)
-
-
-class Outcome(Enum):
-    """What one answer (or its absence) means for the sender."""
-
-    OK = "ok"
-    RETRY = "retry"  # the agent is down, slow or overloaded: try again later
-    REREGISTER = "reregister"  # the agent does not know the service (any more)
-    REJECTED = "rejected"  # refused for good (wrong key, bad input): do not resend
-
-
-@dataclass(frozen=True, slots=True)
-class Push:
-    """One request to the agent; ``payload`` is re-encoded (and re-signed) per attempt."""
-
-    kind: str  # "register" | "heartbeat" | "error"
-    path: str
-    payload: dict[str, Any]
-
-
-def classify(status_code: int, data: Any) -> Outcome:
-    """Read an answer of the agent."""
-    if 200 <= status_code < 300:
-        return Outcome.OK
-    if status_code in (408, 425, 429) or status_code >= 500:
-        return Outcome.RETRY
-    message = ""
-    if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
-        message = str(data["error"].get("message", ""))
-    if status_code == 404 or "register the service" in message:
-        return Outcome.REREGISTER
-    return Outcome.REJECTED
-
-
-def error_message(data: Any, status_code: int) -> str:
-    """The agent's error message, or the status code."""
-    if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
-        return f"{status_code}: {data['error'].get('message', '')}"
-    return f"HTTP {status_code}"
-
-
-def backoff(attempt: int, cap: float = BACKOFF_CAP) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): capped exponential, full jitter."""
-    return random.uniform(0, min(cap, BACKOFF_BASE * 2**attempt))
-
-
-class Outbox:
-    """Pushed events waiting for the agent: bounded, the oldest dropped (and counted) first."""
-
-    def __init__(self, size: int) -> None:
-        self._items: deque[dict[str, Any]] = deque(maxlen=size)
-        self._lock = threading.Lock()
-        self.dropped = 0
-
-    def put(self, item: dict[str, Any]) -> None:
-        """Queue one event; a full queue drops its oldest."""
-        with self._lock:
-            if len(self._items) == self._items.maxlen:
-                self.dropped += 1
-            self._items.append(item)
-
-    def take(self) -> list[dict[str, Any]]:
-        """Everything queued, oldest first (the queue is emptied)."""
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-        return items
-
-    def requeue(self, items: Sequence[dict[str, Any]]) -> None:
-        """Put back events that could not be sent, ahead of newer ones, within the bound."""
-        with self._lock:
-            for item in reversed(items):
-                if len(self._items) == self._items.maxlen:
-                    self.dropped += 1  # the item put back is the oldest: it goes
-                    continue
-                self._items.appendleft(item)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class AgentCore:
@@ -317,7 +232,8 @@ class AgentCore:
             return None
         return Push("register", "/api/services/register", self._registration)
 
-    def _heartbeat_push(self) -> Push:
+    def _heartbeat_push(self) -> tuple[Push, Figures]:
+        """The next heartbeat, and the figures it carries (for the health callback)."""
         figures = self._figures.read(reset_window=True)
         payload: dict[str, Any] = {
             "type": "heartbeat",
@@ -331,7 +247,7 @@ class AgentCore:
             "metadata": figures.extra
             | {"sdk": {"version": __version__, "dropped_events": self._outbox.dropped}},
         }
-        return Push("heartbeat", self._events_path(), payload)
+        return Push("heartbeat", self._events_path(), payload), figures
 
     def _error_pushes(self, items: list[dict[str, Any]]) -> list[tuple[Push, list[dict[str, Any]]]]:
         """Queued errors coalesced by (type, message): one event with a count each."""
@@ -409,7 +325,10 @@ class AgentCore:
         self._last_problem = self._last_failure = problem
 
     def _status(self, *, reset_window: bool) -> HealthStatus:
-        figures = self._figures.read(reset_window=reset_window)
+        return self._status_of(self._figures.read(reset_window=reset_window))
+
+    def _status_of(self, figures: Figures) -> HealthStatus:
+        """These figures with the agent's latest view: what the callback and /health get."""
         return HealthStatus(
             service_id=self.service_id,
             status=figures.status,
@@ -418,24 +337,6 @@ class AgentCore:
             error_rate=figures.error_rate,
             latency_ms=figures.latency_ms,
             extra=figures.extra,
-            agent=self._view,
-            agent_reachable=self._reachable,
-            at=time.time(),
-        )
-
-    def _callback_status(self, push: Push) -> HealthStatus:
-        """The status for the health callback, with the figures just sent."""
-        payload = push.payload
-        extra = dict(payload.get("metadata") or {})
-        extra.pop("sdk", None)
-        return HealthStatus(
-            service_id=self.service_id,
-            status=payload.get("status") or "ok",
-            cpu=payload.get("cpu"),
-            memory=payload.get("memory"),
-            error_rate=payload.get("error_rate"),
-            latency_ms=payload.get("latency_ms"),
-            extra=extra,
             agent=self._view,
             agent_reachable=self._reachable,
             at=time.time(),

@@ -7,6 +7,7 @@ under uvicorn in the test's loop. Nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,10 @@ from self_healing_sdk import AsyncSelfHealingAgent, HealthStatus, SelfHealingAge
 from self_healing_sdk.fastapi import router
 from self_healing_sdk.flask import blueprint
 from self_healing_sdk.wsgi import SelfHealingWSGI
-from selfheal.testing import AgentServer
+from selfheal.api.app import create_app
+from selfheal.runtime.agent import Agent
+from selfheal.testing import AgentServer, free_port
+from selfheal.types import ServiceKey
 from tests.conftest import TEST_KEY, api_client
 from tests.helpers import list_incidents, wait_for
 from tests.sdk_services import asgi_server, wsgi_server
@@ -335,3 +339,80 @@ async def test_the_readme_snippet_works_as_written(
             await wait_for(lambda: _true("HealthStatus(" in capsys.readouterr().out), 5)
             await asyncio.to_thread(agent.close)
             await client.aclose()
+
+
+EXITING = """
+import sys, time
+from self_healing_sdk import SelfHealingAgent
+agent = SelfHealingAgent(sys.argv[1], "team-a", "exiting", "s3cret", api_key=sys.argv[2],
+                         heartbeat_interval=30, timeout=2)
+agent.register("Exiting", "http://127.0.0.1:9/health")
+agent.start_monitoring()
+time.sleep(0.3)
+agent.report_error(RuntimeError("last words"))
+# no stop_monitoring(), no close(): the interpreter exits with the agent running
+"""
+
+
+async def _run_exiting(agent_url: str) -> tuple[int, float, str]:
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        EXITING,
+        agent_url,
+        TEST_KEY,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode is not None
+    return proc.returncode, time.monotonic() - started, output.decode()
+
+
+async def test_interpreter_exit_is_clean_and_quick(sqlite_url: str, make_settings: Any) -> None:
+    async with AgentServer(make_settings(sqlite_url)) as server:
+        code, took, output = await _run_exiting(server.url)
+        assert code == 0, output
+        assert "Traceback" not in output
+        assert took < 5
+        # the error reported just before exit reached the agent
+        state = server.agent.monitor.state(ServiceKey("default", "exiting"))
+        assert state is not None
+        assert state.pushed_errors == 1
+    # with no agent at all, the exit is as quick and as quiet
+    code, took, output = await _run_exiting(f"http://127.0.0.1:{free_port()}")
+    assert code == 0, output
+    assert "Traceback" not in output
+    assert took < 5
+
+
+async def test_async_agent_against_the_agent_in_process(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    """No network at all: the async SDK talks to ``create_app`` through httpx's ASGI transport."""
+    settings = make_settings(sqlite_url)
+    core = Agent(settings)
+    await core.start()
+    try:
+        app = create_app(settings, agent=core)
+        sdk = AsyncSelfHealingAgent(
+            "http://agent.internal",
+            "team-a",
+            "inproc",
+            SECRET,
+            api_key=TEST_KEY,
+            heartbeat_interval=0.1,
+            transport=httpx.ASGITransport(app=app),
+        )
+        result = await sdk.register("In process", "http://127.0.0.1:9/health")
+        assert (result.ok, result.created) == (True, True)
+        async with sdk:
+            for _ in range(100):
+                if core.heartbeats.last(ServiceKey("default", "inproc")) and sdk.view:
+                    break
+                await asyncio.sleep(0.02)
+        assert sdk.view is not None
+        assert sdk.agent_reachable
+    finally:
+        await core.stop()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from self_healing_sdk import AsyncSelfHealingAgent, HealthStatus, SelfHealingAgent, verify
-from self_healing_sdk._core import Outbox
+from self_healing_sdk._delivery import Outbox
 
 SECRET = "s3cret"
 VIEW = {

@@ -82,13 +82,12 @@ def silence_sample(key: ServiceKey, *, at: float, silence: float) -> Sample:
 
 
 class _Deadline:
-    __slots__ = ("at", "deadline", "timeout", "timer")
+    __slots__ = ("at", "deadline", "timer")
 
-    def __init__(self, at: float, deadline: float, timeout: float) -> None:
+    def __init__(self, at: float, deadline: float) -> None:
         self.at = at  # unix time of the last heartbeat
         self.deadline = deadline  # loop time by which the next one must arrive
-        self.timeout = timeout
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # None: silence already reported
 
 
 class HeartbeatWatch:
@@ -104,9 +103,9 @@ class HeartbeatWatch:
         deadline = loop.time() + timeout
         entry = self._deadlines.get(key)
         if entry is None:
-            entry = self._deadlines[key] = _Deadline(time.time(), deadline, timeout)
+            entry = self._deadlines[key] = _Deadline(time.time(), deadline)
         else:
-            entry.at, entry.deadline, entry.timeout = time.time(), deadline, timeout
+            entry.at, entry.deadline = time.time(), deadline
         timer = entry.timer
         if timer is not None and timer.when() <= deadline:
             return  # fires first, sees the later deadline and re-arms itself
