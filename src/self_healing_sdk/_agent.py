@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from self_healing_sdk._core import AgentCore
-from self_healing_sdk._delivery import Outcome, Push, backoff, classify
+from self_healing_sdk._delivery import Outcome, Push, backoff, classify, limit
 from self_healing_sdk._models import HealthStatus, RegisterResult
 
 log = logging.getLogger("self_healing_sdk")
@@ -240,7 +240,7 @@ class SelfHealingAgent(AgentCore):
             body, headers = self._encode(push)
             try:
                 response = client.post(
-                    push.path, content=body, headers=headers, timeout=timeout or self.timeout
+                    push.path, content=body, headers=headers, timeout=limit(self.timeout, timeout)
                 )
             except httpx.HTTPError as exc:
                 self._unanswered(push, f"{type(exc).__name__}: {exc}")

@@ -92,3 +92,8 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def limit(timeout: float, deadline_left: float | None) -> float:
+    """The timeout of one try: the configured one, or less when a deadline is near."""
+    return timeout if deadline_left is None else max(0.05, min(timeout, deadline_left))

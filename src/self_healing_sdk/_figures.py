@@ -67,7 +67,7 @@ class RequestStats:
         self._errors = 0
         self._latency_total = 0.0
         self._timed = 0
-        self._mark = (0, 0, 0, 0.0, 0)
+        self._mark = self._previous = (0, 0, 0, 0.0, 0)
 
     def record(self, *, ok: bool = True, latency_ms: float | None = None) -> None:
         """Count one request (``ok=False``: it failed, e.g. a 5xx answer)."""
@@ -90,7 +90,13 @@ class RequestStats:
         return self._requests > 0
 
     def window(self, *, reset: bool) -> Window:
-        """The counts since the last reset (``reset`` starts a new window)."""
+        """The counts a reader should see.
+
+        ``reset=True`` (a heartbeat): the interval since the previous heartbeat, and a
+        new interval starts. ``reset=False`` (``/health``, a probe at any moment): the
+        previous interval and the current one together, so a probe right after a
+        heartbeat still sees a full interval's worth, not an empty window.
+        """
         with self._lock:
             current = (
                 self._requests,
@@ -99,9 +105,10 @@ class RequestStats:
                 self._latency_total,
                 self._timed,
             )
-            requests, failed, errors, latency, timed = self._mark
+            since = self._mark if reset else self._previous
             if reset:
-                self._mark = current
+                self._previous, self._mark = self._mark, current
+        requests, failed, errors, latency, timed = since
         lat_n = current[4] - timed
         mean = round((current[3] - latency) / lat_n, 2) if lat_n else None
         failures = max(current[1] - failed, current[2] - errors)

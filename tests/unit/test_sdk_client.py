@@ -351,3 +351,19 @@ async def test_async_agent_down_never_raises() -> None:
         await asyncio.sleep(0.2)
     assert not agent.agent_reachable
     assert agent.queued_events == 1
+
+
+def test_health_sees_a_full_interval_even_right_after_a_heartbeat() -> None:
+    agent = sync_agent(ScriptedAgent())
+    for ok in (True, False, False, True):
+        agent.record_request(ok=ok, latency_ms=10)
+    beat = agent._figures.read(reset_window=True)  # what a heartbeat sends
+    assert (beat.requests, beat.error_rate) == (4, 0.5)
+    # just after the heartbeat /health still reports the interval that ended
+    assert agent.health().error_rate == 0.5
+    agent.record_request(ok=True)
+    assert agent._figures.read(reset_window=True).requests == 1
+    now = agent.health()  # the previous interval (1 request) and the current (none)
+    assert now.error_rate == 0.0
+    agent.report_error("boom")
+    assert agent.health().error_rate == 1.0  # 1 reported error against 1 request
