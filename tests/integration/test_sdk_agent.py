@@ -179,9 +179,10 @@ async def test_handler_results_and_failures_are_recorded_on_actions(
 
 
 async def test_reported_errors_count_and_go_on_the_timeline(
-    sqlite_url: str, make_settings: Any
+    database_url: str, make_settings: Any
 ) -> None:
-    settings = make_settings(sqlite_url, MAX_RETRIES=1, CHECK_INTERVAL=30.0)
+    # on both databases: the push answer and the timeline notes are the SDK's queries
+    settings = make_settings(database_url, MAX_RETRIES=1, CHECK_INTERVAL=30.0)
     async with AgentServer(settings) as server:
         agent = sdk_agent(server, "billing", heartbeat_interval=0.3)
         failing = threading.Event()
