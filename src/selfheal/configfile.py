@@ -109,12 +109,13 @@ class ServiceConfig(Strict):
     name: str | None = Field(default=None, max_length=200)
     health_url: str
     webhook_url: str | None = None
-    secret: str | None = Field(default=None, min_length=8, max_length=512, repr=False)
+    secret: str | None = Field(default=None, min_length=1, max_length=512, repr=False)
     interval: Duration | None = Field(default=None, gt=0)
     timeout: Duration | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=1, le=100)
     retry_delay: Duration | None = None
     cooldown: Duration | None = None
+    heartbeat_timeout: Duration | None = Field(default=None, gt=0)
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     thresholds: ThresholdOverrides = Field(default_factory=ThresholdOverrides)

@@ -57,6 +57,9 @@ class ServiceSpec:
     retry_delay: float
     cooldown: float
     webhook_url: str | None = None
+    # a service that pushes heartbeats is also a dead man's switch: this long without
+    # one opens an ``unreachable`` incident (None: twice the interval the service reports)
+    heartbeat_timeout: float | None = None
     secret: str | None = field(default=None, repr=False)
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -103,6 +106,7 @@ def build_spec(
     retries: int | None = None,
     retry_delay: float | None = None,
     cooldown: float | None = None,
+    heartbeat_timeout: float | None = None,
     tags: list[str] | tuple[str, ...] = (),
     metadata: Mapping[str, Any] | None = None,
     thresholds: ThresholdOverrides | None = None,
@@ -126,6 +130,7 @@ def build_spec(
         retries=retries or settings.MAX_RETRIES,
         retry_delay=settings.RETRY_DELAY if retry_delay is None else retry_delay,
         cooldown=settings.ACTION_COOLDOWN if cooldown is None else cooldown,
+        heartbeat_timeout=heartbeat_timeout or None,
         thresholds=Thresholds.resolve(settings, thresholds),
         tags=tuple(tags),
         metadata=dict(metadata or {}),

@@ -58,7 +58,11 @@ async def test_every_channel_gets_trigger_then_resolve(sqlite_url: str, make_set
             incident = await first_incident(client, "payments", status="escalated")
 
             async def all_triggered() -> bool:
-                return len(smtp.messages) == 1 and len(sinks.of("pagerduty")) == 1
+                return (
+                    len(smtp.messages) == 1
+                    and len(sinks.of("pagerduty")) == 1
+                    and len(sinks.of("slack")) == 2
+                )
 
             await wait_for(all_triggered, 10)
             # critical service + outage: severity critical, so the "quiet" channel hears it too
@@ -87,7 +91,11 @@ async def test_every_channel_gets_trigger_then_resolve(sqlite_url: str, make_set
             await first_incident(client, "payments", status="resolved")
 
             async def all_resolved() -> bool:
-                return len(smtp.messages) == 2 and len(sinks.of("pagerduty")) == 2
+                return (
+                    len(smtp.messages) == 2
+                    and len(sinks.of("pagerduty")) == 2
+                    and len(sinks.of("slack")) == 4
+                )
 
             await wait_for(all_resolved, 10)
             await asyncio.sleep(0.3)

@@ -55,7 +55,18 @@ class WebhookExecutor:
             data["response"] = answer
         if response.is_success:
             return ActionResult(True, f"service answered {response.status_code}", data)
-        return ActionResult(False, f"service answered {response.status_code}", data)
+        reason = _error_message(answer)
+        detail = f"service answered {response.status_code}" + (f": {reason}" if reason else "")
+        return ActionResult(False, detail, data)
+
+
+def _error_message(answer: Any) -> str | None:
+    """The message of an ``{"error": {"message"}}`` answer (the SDK's and the API's shape)."""
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        message = answer["error"].get("message")
+        if isinstance(message, str):
+            return truncate(message, 500)
+    return None
 
 
 def _answer(response: httpx.Response) -> Any:

@@ -37,9 +37,10 @@ class ServiceFields(Request):
     webhook_url: str | None = Field(default=None, max_length=2048)
     secret: str | None = Field(
         default=None,
-        min_length=8,
+        min_length=1,
         max_length=512,
-        description="Signs webhooks both ways. Write-only: never returned.",
+        description="Signs webhooks both ways. Write-only: never returned. "
+        "Use a long random string; shorter than 16 characters is logged as weak.",
     )
     tags: list[Tag] | None = Field(default=None, max_length=50)
     metadata: dict[str, Any] | None = None
@@ -48,6 +49,12 @@ class ServiceFields(Request):
     retries: int | None = Field(default=None, ge=1, le=100)
     retry_delay: Duration | None = None
     cooldown: Duration | None = None
+    heartbeat_timeout: Duration | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds without a heartbeat before an unreachable incident opens "
+        "(default: twice the heartbeat interval the service reports).",
+    )
     thresholds: ThresholdOverrides | None = None
     depends_on: list[Annotated[str, Field(pattern=SERVICE_ID)]] | None = Field(
         default=None, max_length=50, description="services this one needs (grouping)"
@@ -145,6 +152,10 @@ class ServicePublic(BaseModel):
     retries: int
     retry_delay: float
     cooldown: float
+    heartbeat_timeout: float | None = Field(
+        description="configured dead man's switch; null: twice the reported heartbeat interval"
+    )
+    last_heartbeat: float | None = Field(description="when the last heartbeat arrived (unix s)")
     thresholds: ThresholdsPublic
     remediation: dict[str, str] = Field(description="action -> executor configured for it")
     depends_on: list[str]
@@ -344,7 +355,14 @@ class GroupPublic(BaseModel):
 
 
 class ServiceEventIn(Request):
-    """A signed push from a service (heartbeats with figures, errors)."""
+    """A signed push from a service: a heartbeat with its figures, or errors it caught.
+
+    A heartbeat counts as a healthy probe carrying the figures it reports and arms
+    the service's dead man's switch (``interval`` says how often the next ones come).
+    An error event counts ``count`` errors towards the error rate of the next
+    heartbeat (against the ``requests`` it reports) and goes on the timeline of the
+    service's unresolved incidents.
+    """
 
     type: Literal["heartbeat", "error"] = "heartbeat"
     status: Literal["ok", "degraded", "down"] | None = None
@@ -352,14 +370,56 @@ class ServiceEventIn(Request):
     memory: float | None = Field(default=None, ge=0, le=100)
     error_rate: float | None = Field(default=None, ge=0, le=1)
     latency_ms: float | None = Field(default=None, ge=0)
+    interval: float | None = Field(
+        default=None, gt=0, le=86_400, description="seconds until the next heartbeat"
+    )
+    requests: int | None = Field(
+        default=None, ge=0, description="requests served since the previous heartbeat"
+    )
+    count: int = Field(default=1, ge=1, le=1_000_000, description="errors this event stands for")
+    error_type: str | None = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=4000)
+    sent_at: float | None = Field(default=None, description="when the service sent it (unix s)")
     metadata: dict[str, Any] | None = None
 
 
-class Accepted(BaseModel):
-    """A push was accepted."""
+class IncidentBrief(BaseModel):
+    """An unresolved incident, as a service sees it in the answer to its push."""
+
+    id: int
+    type: str
+    severity: str
+    status: str
+    summary: str
+    opened_at: datetime
+
+
+class ActionBrief(BaseModel):
+    """An action under way on a service."""
+
+    id: int
+    incident_id: int
+    action: str
+    status: str
+    started_at: datetime
+
+
+class ServiceView(BaseModel):
+    """The agent's view of one service: what the SDK hands to its health callback."""
+
+    service_id: str
+    status: str
+    status_since: float | None
+    healthy: bool = Field(description="status up and no unresolved incident")
+    incidents: list[IncidentBrief]
+    actions: list[ActionBrief]
+
+
+class PushAccepted(BaseModel):
+    """A push was accepted; the answer carries the agent's view of the service."""
 
     accepted: bool = True
+    service: ServiceView
 
 
 # -- the dashboard's views: the fleet at a glance, action history, charts ---------------

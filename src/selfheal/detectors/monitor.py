@@ -31,11 +31,16 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """A symptom seen on enough consecutive probes to open an incident."""
+    """A symptom seen on enough consecutive probes to open an incident.
+
+    ``evidence`` says how it was confirmed when that was not by counting probes
+    (a heartbeat deadline that passed).
+    """
 
     spec: ServiceSpec
     symptom: Symptom
     sample: Sample
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ class ServiceState:
     since: float | None = None  # when the status last changed
     flaps: FlapTracker = field(default_factory=FlapTracker)
     grace_until: float = 0.0  # after a restart, probes before this do not count
+    pushed_errors: int = 0  # errors the service pushed since its last heartbeat
 
 
 def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:
@@ -155,17 +161,27 @@ class Monitor:
         """The state of one service, if tracked."""
         return self._states.get(key)
 
-    def observe(self, spec: ServiceSpec, sample: Sample) -> float:
-        """Count one sample in; returns seconds until the next probe."""
+    def observe(
+        self, spec: ServiceSpec, sample: Sample, *, confirmed: bool = False, pushed: bool = False
+    ) -> float:
+        """Count one sample in; returns seconds until the next probe.
+
+        ``confirmed`` marks a sample that is conclusive on its own: a heartbeat
+        deadline that passed has already waited its timeout, so its symptom opens
+        an incident without waiting for more bad samples. ``pushed`` marks one
+        that came from the service (a heartbeat, its silence), not from a probe:
+        it is not counted as a probe nor timed as one.
+        """
         state = self._states.get(spec.key)
         if state is None:
             state = self.track(spec.key)
-        if sample.ok:
-            self.checks_ok += 1
-        else:
-            self.checks_failed += 1
-        if self._duration is not None:
-            self._duration.observe(sample.response_ms / 1000.0)
+        if not pushed:
+            if sample.ok:
+                self.checks_ok += 1
+            else:
+                self.checks_failed += 1
+            if self._duration is not None:
+                self._duration.observe(sample.response_ms / 1000.0)
         state.last = sample
         state.recent.append(sample)
         self.rollups.add(sample)
@@ -186,11 +202,14 @@ class Monitor:
             # a restarted service is still starting: its probes neither open nor clear
             return spec.interval
         changes = state.hysteresis.update(
-            symptoms, retries=spec.retries, recovery_probes=spec.recovery_probes
+            symptoms,
+            retries=1 if confirmed else spec.retries,
+            recovery_probes=spec.recovery_probes,
         )
         if changes is not None:
+            evidence = "by a missed heartbeat deadline" if confirmed else None
             for symptom in changes.opened:
-                self._on_signal(Confirmed(spec, symptom, sample))
+                self._on_signal(Confirmed(spec, symptom, sample, evidence))
             for kind in changes.cleared:
                 self._on_signal(Cleared(spec, kind, sample))
         return spec.retry_delay if state.hysteresis.pending else spec.interval
@@ -215,6 +234,20 @@ class Monitor:
         if state is not None and seconds > 0:
             state.grace_until = time.time() + seconds
             state.hysteresis = Hysteresis()  # what it showed before the restart is history
+
+    def count_errors(self, key: ServiceKey, count: int) -> None:
+        """Errors a service pushed; the next heartbeat turns them into an error rate."""
+        state = self._states.get(key)
+        if state is not None:
+            state.pushed_errors += count
+
+    def take_errors(self, key: ServiceKey) -> int:
+        """Errors pushed since the last heartbeat (and start counting afresh)."""
+        state = self._states.get(key)
+        if state is None:
+            return 0
+        count, state.pushed_errors = state.pushed_errors, 0
+        return count
 
     # -- views for metrics and the API --------------------------------------------------
 

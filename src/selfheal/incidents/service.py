@@ -80,12 +80,20 @@ class IncidentService:
         self._on_resolved = on_resolved
 
     async def open(
-        self, spec: ServiceSpec, symptom: Symptom, sample: Sample, *, detected: str | None = None
+        self,
+        spec: ServiceSpec,
+        symptom: Symptom,
+        sample: Sample,
+        *,
+        detected: str | None = None,
+        evidence: str | None = None,
     ) -> tuple[Incident, bool]:
         """Open an incident for a confirmed symptom, or return the one already open.
 
-        A new incident is checked against silences and put into its group in the
-        same transaction, so nothing acts on it before both are known.
+        ``detected`` replaces the timeline's first line; ``evidence`` says how the
+        symptom was confirmed when not by consecutive probes. A new incident is
+        checked against silences and put into its group in the same transaction,
+        so nothing acts on it before both are known.
         """
         severity = classify(symptom.type, spec.tags)
         summary = f"{spec.name}: {symptom.type.value.replace('_', ' ')} ({symptom.detail})"
@@ -107,7 +115,7 @@ class IncidentService:
                 details=details,
             )
             if created:
-                await self._record_opening(session, spec, symptom, row, details, detected)
+                await self._record_opening(session, spec, symptom, row, details, detected, evidence)
         if created:
             log.warning(
                 "incident_opened",
@@ -130,6 +138,7 @@ class IncidentService:
         row: Incident,
         details: dict[str, Any],
         detected: str | None,
+        evidence: str | None,
     ) -> None:
         tenant = spec.tenant_id
         await repo.add_event(
@@ -141,8 +150,8 @@ class IncidentService:
             or (
                 f"anomaly found by the learned baseline: {symptom.detail}"
                 if symptom.type is IncidentType.ANOMALY
-                else f"{symptom.type.value} confirmed after {spec.retries} consecutive bad "
-                f"probes: {symptom.detail}"
+                else f"{symptom.type.value} confirmed "
+                f"{evidence or f'after {spec.retries} consecutive bad probes'}: {symptom.detail}"
             ),
             data=details,
         )
@@ -216,6 +225,31 @@ class IncidentService:
             tenant_id,
             {"id": incident_id, "event": {"kind": kind, "message": message, "data": data or {}}},
         )
+
+    async def note_service(
+        self, spec: ServiceSpec, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> list[int]:
+        """Append a step to every unresolved incident of a service; their ids."""
+        async with self._db.session() as session:
+            rows = await repo.unresolved_for_service(
+                session=session, tenant_id=spec.tenant_id, service_id=spec.service_id
+            )
+            for row in rows:
+                await repo.add_event(
+                    session=session,
+                    tenant_id=spec.tenant_id,
+                    incident_id=row.id,
+                    kind=kind,
+                    message=message,
+                    data=data,
+                )
+        for row in rows:
+            self._bus.publish(
+                ev.INCIDENT_UPDATED,
+                spec.tenant_id,
+                {"id": row.id, "event": {"kind": kind, "message": message, "data": data or {}}},
+            )
+        return [row.id for row in rows]
 
     async def move(
         self,

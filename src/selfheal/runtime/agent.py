@@ -23,6 +23,7 @@ from selfheal.actions.notify import Notifier, NotifyExecutor
 from selfheal.actions.runner import ActionRunner
 from selfheal.actions.webhook import WebhookExecutor
 from selfheal.auth import KeyStore
+from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
 from selfheal.checks.http import HttpProbe, make_session
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
@@ -136,6 +137,7 @@ class Agent:
             lateness=lambda: self.scheduler.lateness() if hasattr(self, "scheduler") else [],
             feed=self.bus.feed_stats,
         )
+        self.heartbeats = HeartbeatWatch(on_silence=self._on_silence)
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,6 +174,7 @@ class Agent:
             box=self.box,
             scheduler=self.scheduler,
             monitor=self.monitor,
+            heartbeats=self.heartbeats,
             bus=self.bus,
         )
         self.notifier = Notifier(self._http, self.file_config.notifications)
@@ -292,6 +295,7 @@ class Agent:
         self.stop_requested.set()
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
+        self.heartbeats.stop()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
         for task in self._tasks:
@@ -410,7 +414,9 @@ class Agent:
         elif isinstance(signal, Confirmed):
             if self.fleet.spec(signal.spec.key) is None:
                 return  # removed while the signal waited
-            row, created = await self.incidents.open(signal.spec, signal.symptom, signal.sample)
+            row, created = await self.incidents.open(
+                signal.spec, signal.symptom, signal.sample, evidence=signal.evidence
+            )
             if created:
                 self.healer.start(row)
         elif isinstance(signal, Cleared):
@@ -462,6 +468,53 @@ class Agent:
                 "status": signal.status.value,
                 "reason": signal.reason[:500],
             }
+        )
+
+    # -- pushes from services (the SDK) --------------------------------------------------
+
+    def heartbeat(self, spec: ServiceSpec, beat: Heartbeat) -> None:
+        """A heartbeat: a healthy sample now, and a deadline for the next one.
+
+        Errors pushed since the previous heartbeat count against the requests it
+        reports. The deadline is the service's ``heartbeat_timeout``, or twice the
+        interval the heartbeat announces (twice the probe interval if it says none).
+        """
+        errors = self.monitor.take_errors(spec.key)
+        self.monitor.observe(
+            spec, beat.sample(spec.key, at=time.time(), errors=errors), pushed=True
+        )
+        timeout = spec.heartbeat_timeout or 2 * (beat.interval or spec.interval)
+        self.heartbeats.beat(spec.key, timeout)
+
+    def _on_silence(self, key: ServiceKey, silence: float) -> None:
+        spec = self.fleet.spec(key)
+        if spec is None:
+            self.heartbeats.forget(key)
+            return
+        log.warning("heartbeat_missed", service_id=spec.service_id, silent_for=round(silence, 2))
+        sample = silence_sample(key, at=time.time(), silence=silence)
+        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+
+    async def service_errors(
+        self,
+        spec: ServiceSpec,
+        *,
+        count: int,
+        error_type: str | None,
+        message: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Errors a service caught and pushed: counted towards its error rate, and put
+        on the timeline of its unresolved incidents (with the details it sent, such as
+        a traceback)."""
+        self.monitor.count_errors(spec.key, count)
+        what = error_type or "error"
+        text = f"{what}: {message}" if message else what
+        await self.incidents.note_service(
+            spec,
+            "service_error",
+            f"the service reported {count} x {text}"[:2000],
+            (details or {}) | {"count": count, "error_type": error_type, "message": message},
         )
 
     # -- persistence of samples ---------------------------------------------------------

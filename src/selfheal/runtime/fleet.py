@@ -1,4 +1,5 @@
-"""The fleet: services in the database, as specs in the scheduler, as state in the monitor.
+"""The fleet: services in the database, as specs in the scheduler, as state in the monitor
+(and, for services that push heartbeats, as deadlines in the heartbeat watch).
 
 Every change of a service (API, config file, start-up) goes through here, so
 the three views never disagree.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from selfheal.checks.heartbeat import HeartbeatWatch
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig, RemediationSpec, ServiceConfig, ThresholdOverrides
@@ -28,12 +30,14 @@ from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
 
 log = get_logger(__name__)
 
+WEAK_SECRET_LENGTH = 16
 SETTING_FIELDS = (
     "interval",
     "timeout",
     "retries",
     "retry_delay",
     "cooldown",
+    "heartbeat_timeout",
     "depends_on",
     "dry_run",
     "grace",
@@ -52,6 +56,7 @@ class FleetManager:
         box: SecretBox,
         scheduler: Scheduler,
         monitor: Monitor,
+        heartbeats: HeartbeatWatch,
         bus: EventBus,
     ) -> None:
         self._db = db
@@ -59,6 +64,7 @@ class FleetManager:
         self._box = box
         self._scheduler = scheduler
         self._monitor = monitor
+        self._heartbeats = heartbeats
         self._bus = bus
 
     def spec(self, key: ServiceKey) -> ServiceSpec | None:
@@ -96,6 +102,7 @@ class FleetManager:
             dry_run=opts.get("dry_run"),
             grace=opts.get("grace"),
             recovery_probes=opts.get("recovery_probes"),
+            heartbeat_timeout=opts.get("heartbeat_timeout"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             # learned thresholds (applied only when enabled) never beat the operator's
@@ -152,6 +159,8 @@ class FleetManager:
             values["remediation"] = remediation
         if secret is not None:
             values["secret_encrypted"] = self._box.encrypt(secret)
+            if len(secret) < WEAK_SECRET_LENGTH:
+                log.warning("service_secret_weak", service_id=service_id, length=len(secret))
         async with self._db.session() as session:
             current = await repo.get_service(
                 session=session, tenant_id=tenant_id, service_id=service_id
@@ -258,6 +267,7 @@ class FleetManager:
         key = ServiceKey(tenant_id, service_id)
         self._scheduler.unschedule(key)
         self._monitor.untrack(key)
+        self._heartbeats.forget(key)
         if deleted:
             self._bus.publish(ev.SERVICE_REMOVED, tenant_id, {"service_id": service_id})
         return deleted
@@ -302,6 +312,7 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "dry_run": svc.dry_run,
             "grace": svc.grace,
             "recovery_probes": svc.recovery_probes,
+            "heartbeat_timeout": svc.heartbeat_timeout,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
         },
         "remediation": {

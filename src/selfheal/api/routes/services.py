@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -10,20 +9,26 @@ from fastapi import APIRouter, Request, Response, status
 from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
 from selfheal.api.deps import AgentDep, PrincipalDep
 from selfheal.api.schemas import (
-    Accepted,
+    ActionBrief,
+    IncidentBrief,
+    PushAccepted,
     ServiceCreate,
     ServiceEventIn,
     ServicePublic,
     ServiceRegistered,
     ServicesPublic,
     ServiceUpdate,
+    ServiceView,
 )
 from selfheal.api.views import service_public
-from selfheal.checks.sample import Sample
+from selfheal.checks.heartbeat import Heartbeat
 from selfheal.errors import AuthenticationError, NotFoundError, ValidationFailedError
+from selfheal.runtime.agent import Agent
 from selfheal.runtime.fleet import SETTING_FIELDS
+from selfheal.storage.repositories import actions as actions_repo
+from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import services as repo
-from selfheal.types import ServiceKey
+from selfheal.types import ServiceKey, ServiceStatus
 
 router = APIRouter(prefix="/api/services", tags=["services"])
 _replays = ReplayGuard()
@@ -118,15 +123,20 @@ async def delete_service(service_id: str, agent: AgentDep, principal: PrincipalD
 
 @router.post(
     "/{service_id}/events",
-    response_model=Accepted,
+    response_model=PushAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    summary="A signed push from a service (heartbeat with figures, or an error)",
+    summary="A signed push from a service (heartbeat with figures, or errors)",
 )
 async def push_event(
     service_id: str, request: Request, agent: AgentDep, principal: PrincipalDep
-) -> Accepted:
-    """Signed with the service's secret (contract headers). A heartbeat counts as a
-    healthy probe carrying the figures it reports."""
+) -> PushAccepted:
+    """Signed with the service's secret (contract headers), on top of the API key.
+
+    A heartbeat counts as a healthy probe carrying the figures it reports and
+    arms the service's dead man's switch; an error event counts towards the error
+    rate and goes on the timeline of the service's unresolved incidents. The
+    answer is the agent's view of the service (what the SDK's health callback gets).
+    """
     spec = agent.fleet.spec(ServiceKey(principal.tenant_id, service_id))
     if spec is None:
         raise NotFoundError(f"no service {service_id!r}")
@@ -142,17 +152,46 @@ async def push_event(
     except ValueError as exc:
         raise ValidationFailedError(f"invalid event: {exc}") from None
     if body.type == "heartbeat":
-        sample = Sample(
-            spec.key,
-            time.time(),
-            True,
-            0.0,
-            reported_status=body.status,
-            cpu=body.cpu,
-            memory=body.memory,
-            error_rate=body.error_rate,
-            latency_ms=body.latency_ms,
+        agent.heartbeat(
+            spec,
+            Heartbeat(
+                status=body.status,
+                cpu=body.cpu,
+                memory=body.memory,
+                error_rate=body.error_rate,
+                latency_ms=body.latency_ms,
+                requests=body.requests,
+                interval=body.interval,
+                metadata=body.metadata,
+            ),
+        )
+    else:
+        await agent.service_errors(
+            spec,
+            count=body.count,
+            error_type=body.error_type,
+            message=body.message,
             details=body.metadata,
         )
-        agent.monitor.observe(spec, sample)
-    return Accepted()
+    return PushAccepted(service=await _view(agent, spec.key))
+
+
+async def _view(agent: Agent, key: ServiceKey) -> ServiceView:
+    """Status, unresolved incidents and running actions of one service."""
+    async with agent.db.session() as session:
+        incidents = await incidents_repo.unresolved_for_service(
+            session=session, tenant_id=key.tenant_id, service_id=key.service_id
+        )
+        actions = await actions_repo.pending_for_service(
+            session=session, tenant_id=key.tenant_id, service_id=key.service_id
+        )
+    state = agent.monitor.state(key)
+    current = state.status if state is not None else ServiceStatus.UNKNOWN
+    return ServiceView(
+        service_id=key.service_id,
+        status=current.value,
+        status_since=state.since if state is not None else None,
+        healthy=current is ServiceStatus.UP and not incidents,
+        incidents=[IncidentBrief.model_validate(i, from_attributes=True) for i in incidents],
+        actions=[ActionBrief.model_validate(a, from_attributes=True) for a in actions],
+    )

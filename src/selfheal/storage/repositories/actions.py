@@ -156,3 +156,19 @@ async def count_since(
         )
     )
     return int(result.scalar_one())
+
+
+async def pending_for_service(
+    *, session: AsyncSession, tenant_id: str, service_id: str
+) -> Sequence[Action]:
+    """A service's actions still running (written, not finished), oldest first."""
+    result = await session.execute(
+        select(Action)
+        .where(
+            Action.tenant_id == tenant_id,
+            Action.service_id == service_id,
+            Action.status == "pending",
+        )
+        .order_by(Action.id)
+    )
+    return result.scalars().all()

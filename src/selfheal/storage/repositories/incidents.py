@@ -81,6 +81,22 @@ async def find_unresolved(
     return result.scalar_one_or_none()
 
 
+async def unresolved_for_service(
+    *, session: AsyncSession, tenant_id: str, service_id: str
+) -> Sequence[Incident]:
+    """A service's incidents still in progress, oldest first."""
+    result = await session.execute(
+        select(Incident)
+        .where(
+            Incident.tenant_id == tenant_id,
+            Incident.service_id == service_id,
+            Incident.resolved_at.is_(None),
+        )
+        .order_by(Incident.id)
+    )
+    return result.scalars().all()
+
+
 async def get_incident(
     *, session: AsyncSession, tenant_id: str, incident_id: int
 ) -> Incident | None:
