@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, WebSocket
 
 from selfheal.auth import Principal
-from selfheal.errors import AuthenticationError
+from selfheal.errors import AuthenticationError, BadRequestError
 from selfheal.runtime.agent import Agent
 
 
@@ -37,5 +37,15 @@ def websocket_agent(websocket: WebSocket) -> Agent:
     return agent
 
 
+def page_cursor(cursor: str | None = None) -> int | None:
+    """The keyset cursor of a list route (the ``next_cursor`` of the previous page)."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise BadRequestError("cursor must be the next_cursor of a previous page")
+    return int(cursor)
+
+
 AgentDep = Annotated[Agent, Depends(get_agent)]
+CursorDep = Annotated[int | None, Depends(page_cursor)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

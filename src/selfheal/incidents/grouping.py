@@ -19,6 +19,8 @@ from selfheal.storage.repositories import groups as repo
 from selfheal.storage.tables import Incident, IncidentGroup
 from selfheal.types import ServiceKey, ServiceStatus
 
+SINGLE = "a group of its own"
+
 
 class Grouper:
     """Finds the group of a new incident from the fleet's dependencies, tags and health."""
@@ -142,7 +144,7 @@ class Grouper:
         await repo.join(
             session=session, tenant_id=tenant, incident_ids=[incident.id], group_id=group.id
         )
-        return group, "a group of its own"
+        return group, SINGLE
 
     async def dependency_group(
         self, session: AsyncSession, tenant_id: str, cause: str, incident_ids: list[int]

@@ -12,7 +12,7 @@ from selfheal.checks.sample import Sample
 from selfheal.detectors.thresholds import Symptom
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
-from selfheal.incidents.grouping import Grouper
+from selfheal.incidents.grouping import SINGLE, Grouper
 from selfheal.incidents.severity import classify
 from selfheal.incidents.state import sources_of
 from selfheal.logging import get_logger
@@ -169,15 +169,16 @@ class IncidentService:
         if self._grouper is not None:
             group, why = await self._grouper.assign(session, spec, row)
             row.group_id = group.id
-            await repo.add_event(
-                session=session,
-                tenant_id=tenant,
-                incident_id=row.id,
-                kind="grouped",
-                message=f"group #{group.id}: {why}",
-                data={"group_id": group.id, "cause": group.cause_service_id},
-            )
-            await self._bump_for_breadth(session, tenant, group.id, group.cause_service_id)
+            if why is not SINGLE:  # a group of one is not worth a line on the timeline
+                await repo.add_event(
+                    session=session,
+                    tenant_id=tenant,
+                    incident_id=row.id,
+                    kind="grouped",
+                    message=f"group #{group.id}: {why}",
+                    data={"group_id": group.id, "cause": group.cause_service_id},
+                )
+                await self._bump_for_breadth(session, tenant, group.id, group.cause_service_id)
         await session.flush()
 
     async def _bump_for_breadth(

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep
 from selfheal.api.schemas import ActionsPublic
 from selfheal.api.views import action_public
-from selfheal.errors import BadRequestError
 from selfheal.storage.repositories import actions as repo
 
 router = APIRouter(prefix="/api/actions", tags=["actions"])
@@ -21,14 +20,9 @@ async def list_actions(
     principal: PrincipalDep,
     service_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    before: CursorDep = None,
 ) -> ActionsPublic:
     """Filter by service; page with ``cursor``."""
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise BadRequestError("cursor must be the next_cursor of a previous page")
-        before = int(cursor)
     async with agent.db.session() as session:
         rows = await repo.list_actions(
             session=session,

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep
 from selfheal.api.schemas import IncidentDetail, IncidentResolve, IncidentsPublic
 from selfheal.api.views import action_public, incident_public, timeline_public
-from selfheal.errors import BadRequestError, ConflictError, NotFoundError
+from selfheal.errors import ConflictError, NotFoundError
 from selfheal.storage.repositories import actions as actions_repo
 from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import incidents as repo
@@ -25,14 +25,9 @@ async def list_incidents(
     status: IncidentStatus | None = None,
     service_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    before: CursorDep = None,
 ) -> IncidentsPublic:
     """Filter by status and service; page with ``cursor``."""
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise BadRequestError("cursor must be the next_cursor of a previous page")
-        before = int(cursor)
     async with agent.db.session() as session:
         rows = await repo.list_incidents(
             session=session,
