@@ -48,7 +48,15 @@ def wsgi_server(app: Any) -> Iterator[str]:
 async def asgi_server(app: Any) -> AsyncIterator[str]:
     """Serve an ASGI app under uvicorn on a free loopback port in this loop."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    # a bounded shutdown: a request left half-done by the agent must not hang the test
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
