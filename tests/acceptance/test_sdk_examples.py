@@ -153,8 +153,12 @@ async def test_frozen_service_is_found_by_its_silence(
                 return body if body["status"] == "resolved" else None
 
             done = await wait_for(resolved, 20)
-            assert done["actions"][0]["action"] == "restart"
-            assert done["actions"][0]["result"]["response"]["result"]["restarted"] is True
+            # usually the restart webhook waits in the frozen process's socket and is
+            # answered on thaw; on a loaded machine the resumed heartbeats may resolve the
+            # incident first. Either way nothing else may have run.
+            for action in done["actions"]:
+                assert action["action"] == "restart"
+                assert action["result"]["response"]["result"]["restarted"] is True
         finally:
             await example.stop()
             await client.aclose()
