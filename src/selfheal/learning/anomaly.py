@@ -27,9 +27,9 @@ The score is the largest of the confirmed bits and the bits of the coarse and
 seasonal views, after one-alert-per-incident de-duplication, mapped to [0, 1].
 
 Every structure is bounded: counts live in fixed-size 16-bit `array` buffers
-(about 5 KB per detector with the defaults, about 12 KB with Python's object
+(about 5.4 KB per detector with the defaults, about 12 KB with Python's object
 overhead) and are halved regularly so that old behaviour fades. An update
-costs a few array look-ups and logarithms: about 11 microseconds in CPython.
+costs a few array look-ups and logarithms: about 8 microseconds in CPython.
 
 NAB results and the things that did not work are in ``docs/anomaly.md``.
 """
