@@ -172,3 +172,161 @@ def test_score_csv_adds_a_score_column(tmp_path: Path):
     assert rows[1][:2] == ["2014-04-01 00:00:00", str(values[0])]
     assert all(0.0 <= float(r[2]) <= 1.0 for r in rows[1:])
     assert float(rows[-1][2]) == 0.0
+
+
+# -- confirmation, the seasonal view, alert values and older states --------------------
+
+DAY_START = START - START % 86400  # midnight UTC, so that days line up with slots
+STATE_V1 = Path(__file__).parent / "data" / "anomaly_state_v1.json"
+
+
+def daily_square_wave(days: int, missing_day: int, seed: int) -> list[float]:
+    """80 from 08:00 to 16:00 and 20 otherwise, with noise; no rise on `missing_day`."""
+    rng = random.Random(seed)
+    values = []
+    for i in range(days * 288):
+        day, slot = divmod(i, 288)
+        high = 96 <= slot < 192 and day != missing_day
+        values.append((80.0 if high else 20.0) + rng.gauss(0, 2))
+    return values
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_a_missing_daily_rise_alerts_through_the_seasonal_view(seed):
+    values = daily_square_wave(12, missing_day=9, seed=seed)
+    times = [DAY_START + STEP * i for i in range(len(values))]
+    scores = score_series(times, values)
+    per_day = [max(scores[d * 288 : (d + 1) * 288]) for d in range(12)]
+    assert per_day[9] >= 0.5
+    assert max(per_day[:9] + per_day[10:]) < 0.5  # nor the day after: the profile is kept
+    without = score_series(times, values, AnomalyConfig(seasonal_block=0))
+    assert max(without[9 * 288 : 10 * 288]) < 0.5  # persistence explains a missing rise
+
+
+def test_confirmation_cuts_false_alerts_on_spiky_noise():
+    alerts = {}
+    for block in (0, 3):
+        config = AnomalyConfig(confirm_block=block)
+        alerts[block] = sum(
+            sum(s >= 0.5 for s in score_series(stamps(6000), spiky(6000, seed), config)[WARM:])
+            for seed in (4, 5, 6)
+        )
+    assert alerts[3] < alerts[0]
+
+
+@pytest.mark.parametrize(("at", "delta"), [(1998, 40.0), (1999, -40.0), (2000, 40.0)])
+def test_a_confirmed_alert_reports_the_value_it_is_about(at, delta):
+    values = sinusoid(3000)
+    values[at] += delta
+    detector = AnomalyDetector()
+    assert detector.alert_value is None
+    scores = [detector.update(v, t) for v, t in zip(values, stamps(3000), strict=True)]
+    alerts = [i for i, s in enumerate(scores) if s >= 0.5 and i >= WARM]
+    assert len(alerts) == 1
+    assert at <= alerts[0] <= at + 2  # at the end of the 3-sample block at the latest
+    assert detector.alert_value == values[at]
+
+
+def test_state_round_trip_with_a_daily_cycle_continues_identically():
+    values = daily_square_wave(8, missing_day=6, seed=3)
+    times = [DAY_START + STEP * i for i in range(len(values))]
+    expected = score_series(times, values)
+    first = AnomalyDetector()
+    cut = 5 * 288 + 100
+    got = [first.update(v, t) for v, t in zip(values[:cut], times[:cut], strict=True)]
+    second = AnomalyDetector.from_state(json.loads(json.dumps(first.to_state())))
+    got += [second.update(v, t) for v, t in zip(values[cut:], times[cut:], strict=True)]
+    assert got == expected
+
+
+def test_loads_a_version_1_state_and_carries_on():
+    state = json.loads(STATE_V1.read_text())
+    assert state["version"] == 1
+    detector = AnomalyDetector.from_state(state)
+    assert detector.config == AnomalyConfig()  # the old default becomes today's
+    assert detector.samples == state["seen"]
+    raw = state["resolutions"][0]
+    assert detector.normal_range() == (raw["low"], raw["high"])
+    # it was fed 700 samples of `sinusoid` at 5-minute steps; carry on with a spike
+    values = sinusoid(1300)[700:]
+    values[400] += 100.0
+    times = stamps(1300)[700:]
+    scores = [detector.update(v, t) for v, t in zip(values, times, strict=True)]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[400] == max(scores) >= 0.5
+    assert detector.to_state()["version"] == 2
+
+
+def test_a_version_1_state_keeps_a_custom_configuration():
+    state = json.loads(STATE_V1.read_text())
+    state["config"]["rest_samples"] = 50
+    detector = AnomalyDetector.from_state(state)
+    assert detector.config.rest_samples == 50
+    assert detector.config.alert_bits == 10.0
+    assert detector.config.confirm_block == AnomalyConfig().confirm_block
+
+
+def test_from_state_rejects_views_that_do_not_match_the_configuration():
+    detector = AnomalyDetector()
+    for v, t in zip(sinusoid(300), stamps(300), strict=True):
+        detector.update(v, t)
+    state = detector.to_state()
+    state["seasonal"] = None
+    with pytest.raises(ValueError, match="views"):
+        AnomalyDetector.from_state(state)
+    state = detector.to_state()
+    state["extreme"] = "nonsense"
+    with pytest.raises(ValueError, match="bad detector state"):
+        AnomalyDetector.from_state(state)
+
+
+def test_new_views_can_be_turned_off_and_are_validated():
+    detector = AnomalyDetector(AnomalyConfig(confirm_block=0, seasonal_block=0))
+    for v, t in zip(spiky(500), stamps(500), strict=True):
+        detector.update(v, t)
+    state = detector.to_state()
+    assert state["extreme"] is None
+    assert state["seasonal"] is None
+    assert AnomalyDetector.from_state(state).config == detector.config
+    with pytest.raises(ValueError, match="confirm_weight"):
+        AnomalyConfig(confirm_weight=1.5)
+    with pytest.raises(ValueError, match="seasonal_slots"):
+        AnomalyConfig(seasonal_slots=0)
+
+
+def _corrupt(state: dict, path: tuple, value: object) -> dict:
+    state = json.loads(json.dumps(state))
+    node = state
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return state
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("resolutions", 0, "model", "counts", 0), [1, 2, 3]),
+        (("resolutions", 0, "model", "counts", 0, 0), -1),
+        (("resolutions", 0, "model", "log_weights"), []),
+        (("resolutions", 0, "model", "history"), [99]),
+        (("resolutions",), [{}]),
+        (("config", "levels"), "ten"),
+        (("config", "colour"), "blue"),
+        (("seasonal", "profile"), [1.0]),
+        (("extreme", "model"), None),
+        (("seen",), 1.5),
+    ],
+)
+def test_a_corrupt_state_is_rejected_with_value_error(path, value):
+    detector = AnomalyDetector()
+    for v, t in zip(sinusoid(400), stamps(400), strict=True):
+        detector.update(v, t)
+    with pytest.raises(ValueError, match="bad detector state"):
+        AnomalyDetector.from_state(_corrupt(detector.to_state(), path, value))
+
+
+@pytest.mark.parametrize("state", [[], "state", None, {"version": 2}])
+def test_a_state_that_is_not_one_is_rejected_with_value_error(state):
+    with pytest.raises(ValueError, match="detector state"):
+        AnomalyDetector.from_state(state)

@@ -51,6 +51,25 @@ def test_daily_cycle_is_learned_and_a_step_is_an_anomaly() -> None:
     assert tracker.anomalous(KEY) == []
 
 
+def test_a_one_period_spike_confirmed_later_is_still_an_anomaly() -> None:
+    # The detector confirms a raw surprise at the end of a 3-value block, so a
+    # one-period spike can be reported two periods later, when latency is back
+    # to normal: the size check must use the value the alert is about.
+    rng = random.Random(4)
+    tracker = BaselineTracker(period=300.0, learning_period=DAY, metrics=["latency_ms"])
+    assert feed(tracker, START, START + 4 * DAY, 60.0, latency, rng) == []
+    spike_at = START + 4 * DAY + 5 * 3600
+    feed(tracker, START + 4 * DAY, spike_at, 60.0, latency, rng)
+    events = feed(
+        tracker, spike_at, spike_at + 300, 60.0, lambda t, r: latency(t, r, step=200.0), rng
+    )
+    events += feed(tracker, spike_at + 300, spike_at + 3600, 60.0, latency, rng)
+    raised = [e for e in events if isinstance(e, AnomalyRaised)]
+    assert len(raised) == 1
+    assert raised[0].metric == "latency_ms"
+    assert raised[0].at - spike_at <= 3 * tracker.period
+
+
 def test_nothing_is_raised_while_learning_and_failed_probes_are_ignored() -> None:
     rng = random.Random(1)
     tracker = BaselineTracker(period=60.0, learning_period=DAY)

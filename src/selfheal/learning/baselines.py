@@ -1,7 +1,7 @@
 """Learned baselines: one streaming anomaly detector per (service, metric).
 
 What is fed, and why. The detector (``learning.anomaly``) costs ~8 us and
-~8.7 KB per instance and counts *samples*, not seconds: its block sizes and
+~12 KB per instance and counts *samples*, not seconds: its block sizes and
 quiet period were validated on 5-minute and hourly data. Feeding it every
 probe would tie what it learns to each service's probe interval (a 24-sample
 block is 4 minutes at 10 s probes, 2 hours at 5 minutes) and cost 8 us per
@@ -24,7 +24,8 @@ Detectors are created only for metrics a service reports. Failed probes are
 not a baseline: outages are incidents of their own.
 
 From score to symptom. A detector alert (score >= 0.5) becomes an
-``anomaly`` symptom when:
+``anomaly`` symptom when (the value checked is the one the alert is about,
+``detector.alert_value``: a confirmed alert comes up to two periods after it):
 
 * the detector has learned for ``learning_period`` seconds (a day by default,
   so that a daily cycle has been seen once) and at least its own warm-up;
@@ -272,12 +273,14 @@ class BaselineTracker:
         base.last_value, base.last_score = value, score
         typical = base.typical
         learned = base.detector.samples > self.learning_samples
+        # a confirmed alert can come a period or two after the value it is about
+        cause = base.detector.alert_value if score >= 0.5 else None
         if (
-            score >= 0.5
+            cause is not None
             and learned
             and typical is not None
             and before is not None
-            and abs(value - typical) >= MIN_CHANGE[metric]
+            and abs(cause - typical) >= MIN_CHANGE[metric]
             and base.band is None
         ):
             base.alerts += 1
