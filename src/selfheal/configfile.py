@@ -88,6 +88,10 @@ class RemediationSpec(Strict):
     webhook: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = None
+    # names of the agent's environment variables the command may see (besides PATH, HOME)
+    env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]] = Field(
+        default_factory=list
+    )
 
     @field_validator("exec")
     @classmethod

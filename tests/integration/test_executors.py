@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import tracemalloc
 from typing import Any
 
 import httpx
@@ -90,7 +91,46 @@ async def test_command_output_is_truncated() -> None:
     )
     assert result.ok
     assert len(result.data["output"]) < 5000
-    assert "characters cut" in result.data["output"]
+    assert "bytes cut" in result.data["output"]
+
+
+async def test_command_sees_no_secret_of_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "agent-secret-key-value")
+    monkeypatch.setenv("API_KEYS", "agent-api-key-value")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:agent-db-password@h/db")
+    monkeypatch.setenv("SELFHEAL_NAMED", "asked-for")
+    result = await CommandExecutor().execute(request(command("env", env=["SELFHEAL_NAMED"])))
+    assert result.ok
+    printed = dict(line.split("=", 1) for line in result.data["output"].splitlines() if "=" in line)
+    for secret in ("agent-secret-key-value", "agent-api-key-value", "agent-db-password"):
+        assert secret not in result.data["output"]
+    assert not {"SECRET_KEY", "API_KEYS", "DATABASE_URL"} & printed.keys()
+    assert printed["PATH"]
+    assert printed["SELFHEAL_NAMED"] == "asked-for"
+    assert printed["SELFHEAL_SERVICE_ID"] == "svc"
+
+
+async def test_command_printing_50_mb_keeps_a_tail_in_bounded_memory() -> None:
+    script = (
+        "import sys\n"
+        "line = b'y' * 1023 + b'\\n'\n"
+        "for _ in range(50 * 1024): sys.stdout.buffer.write(line)\n"
+        "sys.stdout.buffer.write(b'THE-END\\n')\n"
+    )
+    tracemalloc.start()
+    try:
+        result = await CommandExecutor().execute(
+            request(command([sys.executable, "-c", script]), timeout=60)
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok
+    assert peak < 2 * 1024 * 1024, f"peak Python allocations {peak} bytes"
+    output = result.data["output"]
+    assert output.rstrip().endswith("THE-END")
+    assert len(output) < 5000
+    assert f"[... {50 * 1024 * 1024 + 8 - 4096} bytes cut ...]" in output
 
 
 async def test_command_without_configuration_is_an_action_error() -> None:
