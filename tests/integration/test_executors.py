@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -19,16 +20,17 @@ from selfheal.actions.webhook import WebhookExecutor
 from selfheal.config import Settings
 from selfheal.configfile import NotificationConfig, RemediationSpec
 from selfheal.errors import ActionError
+from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.services import ServiceSpec, build_spec
 from selfheal.testing import FakeService, free_port
-from selfheal.types import ServiceKey
+from selfheal.types import DEFAULT_TENANT, ServiceKey
 
 
 def spec(**kwargs: Any) -> ServiceSpec:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     return build_spec(
         settings,
-        key=ServiceKey("t", kwargs.pop("service_id", "svc")),
+        key=ServiceKey(DEFAULT_TENANT, kwargs.pop("service_id", "svc")),
         name=None,
         health_url="http://127.0.0.1:1/health",
         **kwargs,
@@ -138,12 +140,22 @@ async def test_command_without_configuration_is_an_action_error() -> None:
         await CommandExecutor().execute(request(spec()))
 
 
-async def test_webhook_is_signed_and_verified_by_the_service() -> None:
-    async with FakeService(service_id="svc") as service, httpx.AsyncClient() as client:
+@pytest.fixture
+async def sessions() -> AsyncIterator[OutboundSessions]:
+    """Outbound sessions with the default policy (the test services are on loopback)."""
+    pool = OutboundSessions(OutboundPolicies())
+    yield pool
+    await pool.close()
+
+
+async def test_webhook_is_signed_and_verified_by_the_service(sessions: OutboundSessions) -> None:
+    client = sessions
+    async with FakeService(service_id="svc") as service:
         target = spec(webhook_url=service.webhook_url, secret=service.secret)
         result = await WebhookExecutor(client).execute(request(target))
         assert result.ok
-        assert result.data["status_code"] == 200
+        assert result.data == {"status_code": 200, "signed": True}
+        assert result.detail == "service answered 200: restart done"
         call = service.accepted_calls[0]
         assert call.body == {
             "action": "restart",
@@ -156,24 +168,22 @@ async def test_webhook_is_signed_and_verified_by_the_service() -> None:
         wrong = spec(webhook_url=service.webhook_url, secret="not-the-secret")
         refused = await WebhookExecutor(client).execute(request(wrong))
         assert not refused.ok
-        assert refused.data["status_code"] == 401
+        assert refused.data == {"status_code": 401, "signed": False}
+        assert refused.detail == "service answered 401"
         assert service.calls[-1].reason == "signature mismatch"
 
 
-async def test_webhook_failures_are_results_not_exceptions() -> None:
-    async with (
-        FakeService(service_id="svc", action_delay=2.0) as service,
-        httpx.AsyncClient() as client,
-    ):
+async def test_webhook_failures_are_results_not_exceptions(sessions: OutboundSessions) -> None:
+    client = sessions
+    async with FakeService(service_id="svc", action_delay=2.0) as service:
         target = spec(webhook_url=service.webhook_url, secret=service.secret)
         slow = await WebhookExecutor(client).execute(request(target, timeout=0.3))
         assert not slow.ok
         assert "did not answer" in slow.detail
-    async with httpx.AsyncClient() as client:
-        gone = spec(webhook_url=f"http://127.0.0.1:{free_port()}/webhook", secret="x" * 10)
-        result = await WebhookExecutor(client).execute(request(gone))
-        assert not result.ok
-        assert "unreachable" in result.detail
+    gone = spec(webhook_url=f"http://127.0.0.1:{free_port()}/webhook", secret="x" * 10)
+    result = await WebhookExecutor(client).execute(request(gone))
+    assert not result.ok
+    assert "unreachable" in result.detail
 
 
 async def test_notify_posts_a_signed_body_to_every_channel() -> None:
