@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from selfheal.errors import ConfigError
@@ -112,8 +112,8 @@ class Settings(BaseSettings):
 
     @field_validator("OUTBOUND_DENY", "OUTBOUND_ALLOW")
     @classmethod
-    def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        return [str(net) for net in parse_networks(value, what=str(info.field_name))]
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [str(net) for net in parse_networks(value)]
 
     @field_validator("ANOMALY_METRICS", mode="before")
     @classmethod

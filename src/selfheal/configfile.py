@@ -299,7 +299,7 @@ class TenantConfig(Strict):
     @field_validator("outbound_allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        return [str(net) for net in parse_networks(value, what="outbound_allow")]
+        return [str(net) for net in parse_networks(value)]
 
 
 class FileConfig(Strict):

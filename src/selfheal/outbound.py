@@ -55,15 +55,16 @@ _HEADERS = {"User-Agent": "selfheal/0.1", "Accept": "application/json"}
 _CACHE_LIMIT = 10_000
 
 
-def parse_networks(values: Iterable[str], *, what: str) -> tuple[IPNetwork, ...]:
+def parse_networks(values: Iterable[str], *, what: str = "") -> tuple[IPNetwork, ...]:
     """CIDR networks (a bare address is a /32 or /128); a clear error names the bad one."""
     networks = []
     for value in values:
         try:
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
+            where = f"{what}: " if what else ""
             raise ValueError(
-                f"{what}: {value!r} is not a network; write CIDR like 10.0.0.0/8 or fd00::/8"
+                f"{where}{value!r} is not a network; write CIDR like 10.0.0.0/8 or fd00::/8"
             ) from None
     return tuple(networks)
 

@@ -8,6 +8,9 @@ import socket
 
 import pytest
 
+from selfheal.config import load_settings
+from selfheal.configfile import parse_config
+from selfheal.errors import ConfigError
 from selfheal.outbound import OutboundPolicies
 from selfheal.types import DEFAULT_TENANT
 
@@ -114,3 +117,14 @@ def test_tenants_with_the_same_rules_share_one_policy(policies: OutboundPolicies
     assert policies.policy("team-b") is policies.policy("team-x")
     assert policies.policy("team-b") is not policies.policy(DEFAULT_TENANT)
     assert policies.policy("team-c") is not policies.policy("team-b")
+
+
+def test_bad_networks_are_clear_errors() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config("tenants:\n  team-a:\n    outbound_allow: [10.0.0.0/33]\n")
+    assert "<config>:3: tenants.team-a.outbound_allow" in raised.value.message
+    assert "'10.0.0.0/33' is not a network" in raised.value.message
+    with pytest.raises(ConfigError, match="OUTBOUND_DENY: 'metadata' is not a network"):
+        load_settings(_env_file=None, OUTBOUND_DENY="169.254.0.0/16,metadata")
+    settings = load_settings(_env_file=None, OUTBOUND_ALLOW="10.1.2.3, fd00::/8")
+    assert settings.OUTBOUND_ALLOW == ["10.1.2.3/32", "fd00::/8"]
