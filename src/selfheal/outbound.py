@@ -53,6 +53,7 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _HEADERS = {"User-Agent": "selfheal/0.1", "Accept": "application/json"}
 _CACHE_LIMIT = 10_000
+_REFUSED = "refused by the outbound policy"
 
 
 def parse_networks(values: Iterable[str], *, what: str = "") -> tuple[IPNetwork, ...]:
@@ -138,7 +139,7 @@ class AddressPolicy:
         family, type_, proto, _, sockaddr = addr_info
         reason = self.refusal(str(sockaddr[0]))
         if reason is not None:
-            raise PermissionError(errno.EACCES, f"refused by the outbound policy: {reason}")
+            raise PermissionError(errno.EACCES, f"{_REFUSED}: {reason}")
         return socket.socket(family=family, type=type_, proto=proto)
 
 
@@ -256,7 +257,9 @@ def make_session(policy: AddressPolicy, *, max_connections: int = 1000) -> aioht
 def refused_by_policy(exc: BaseException) -> str | None:
     """The policy's reason if a connection error is an outbound refusal."""
     os_error = getattr(exc, "os_error", None)
-    strerror = getattr(os_error, "strerror", None)
-    if isinstance(strerror, str) and strerror.startswith("refused by the outbound policy"):
-        return strerror
-    return None
+    text = str(getattr(os_error, "strerror", None) or "")
+    # every address of a name refused: happy eyeballs joins the reasons into one message
+    start = text.find(_REFUSED)
+    if start < 0:
+        return None
+    return text[start:].split(", [Errno", 1)[0]
