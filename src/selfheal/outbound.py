@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 from pydantic import AnyHttpUrl
 
 from selfheal.types import DEFAULT_TENANT
@@ -209,9 +210,16 @@ class OutboundPolicies:
 class OutboundSessions:
     """One aiohttp session per distinct policy, created on first use inside the loop."""
 
-    def __init__(self, policies: OutboundPolicies, *, max_connections: int = 1000) -> None:
+    def __init__(
+        self,
+        policies: OutboundPolicies,
+        *,
+        max_connections: int = 1000,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+    ) -> None:
         self._policies = policies
         self._max_connections = max_connections
+        self._resolver = resolver  # None: the system's; tests hand in their own DNS
         self._by_tenant: dict[str, aiohttp.ClientSession] = {}
         self._by_policy: dict[int, aiohttp.ClientSession] = {}
 
@@ -223,7 +231,7 @@ class OutboundSessions:
             session = self._by_policy.get(id(policy))
             if session is None:
                 session = self._by_policy[id(policy)] = make_session(
-                    policy, max_connections=self._max_connections
+                    policy, max_connections=self._max_connections, resolver=self._resolver
                 )
             self._by_tenant[tenant_id] = session
         return session
@@ -236,9 +244,15 @@ class OutboundSessions:
         self._by_tenant.clear()
 
 
-def make_session(policy: AddressPolicy, *, max_connections: int = 1000) -> aiohttp.ClientSession:
+def make_session(
+    policy: AddressPolicy,
+    *,
+    max_connections: int = 1000,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+) -> aiohttp.ClientSession:
     """Pooled keep-alive connections that obey ``policy``; no cookies, no env proxies."""
     connector = aiohttp.TCPConnector(
+        resolver=resolver,
         limit=max_connections,
         limit_per_host=0,
         ttl_dns_cache=300,

@@ -5,11 +5,14 @@ only the status and a signed ``detail`` are kept."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp.abc
 import pytest
 from aiohttp import web
+from aiohttp.abc import ResolveResult
 
 from self_healing_sdk.signing import sign
 from selfheal.actions.base import ActionRequest
@@ -172,3 +175,42 @@ async def test_webhook_to_a_refused_address_is_never_sent(
     assert result.detail.startswith("webhook refused by the outbound policy: ")
     assert "loopback or private address" in result.detail
     assert target.hits == []
+
+
+class FlipResolver(aiohttp.abc.AbstractResolver):
+    """DNS that answers a loopback address first and the metadata address after (rebinding)."""
+
+    def __init__(self) -> None:
+        self.answers = ["127.0.0.1", "169.254.169.254"]
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        address = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return [
+            ResolveResult(
+                hostname=host, host=address, port=port, family=socket.AF_INET, proto=0, flags=0
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_name_that_rebinds_to_the_metadata_address_is_refused(target: Target) -> None:
+    sessions = OutboundSessions(
+        OutboundPolicies(tenant_allow={"team-c": ["127.0.0.0/8"]}), resolver=FlipResolver()
+    )
+    probe = HttpProbe(sessions)
+    try:
+        url = f"http://rebind.test:{target.port}/health"  # a name passes registration
+        assert (await probe(spec("team-c", url))).ok
+        # the pooled connection is gone and the name now points at the metadata service
+        await sessions.close()
+        second = await probe(spec("team-c", url))
+    finally:
+        await sessions.close()
+    assert not second.ok
+    assert second.error is not None
+    assert "refused by the outbound policy: 169.254.169.254" in second.error
+    assert target.hits == ["/health"]
