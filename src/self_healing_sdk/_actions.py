@@ -9,11 +9,15 @@ headers and body to ``WebhookDispatcher`` and send back its ``WebhookResponse``.
   action gets the first answer again (or 409 while the first still runs).
 - The handler's return value is the action's result (JSON, 200); its exception
   is a failed action (500 with the error), recorded on the agent's side.
+- Every answer carries a short ``detail`` text and is signed with the service's
+  secret (the contract's headers): the agent shows an answer's ``detail`` only
+  when it can verify that the service wrote it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import logging
@@ -35,10 +39,18 @@ ActionHandler = Callable[[dict[str, Any], int], Any]
 IDEMPOTENCY_MEMORY = 1000
 
 
+DETAIL_LIMIT = 200
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> WebhookResponse:
-    return WebhookResponse(
-        status, {"ok": False, "error": {"code": code, "message": message}} | extra
-    )
+    body = {"ok": False, "error": {"code": code, "message": message}, "detail": message}
+    return WebhookResponse(status, body | extra)
+
+
+def _detail(result: Any) -> str:
+    """A short text for the agent's timeline: the result itself, or its JSON."""
+    text = result if isinstance(result, str) else json.dumps(result, default=str)
+    return text[:DETAIL_LIMIT]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +128,17 @@ class WebhookDispatcher:
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         """Serve one delivery in this thread (WSGI, Flask). Async handlers run to the end."""
+        return self._signed(self._handle(headers, body))
+
+    async def handle_async(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
+        """Serve one delivery in an event loop (ASGI). Sync handlers run in a worker
+        thread so a slow fix does not stall the service's loop."""
+        return self._signed(await self._handle_async(headers, body))
+
+    def _signed(self, response: WebhookResponse) -> WebhookResponse:
+        return dataclasses.replace(response, signer=(self._secret, self._service_id))
+
+    def _handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         prepared = self._prepare(headers, body)
         if isinstance(prepared, WebhookResponse):
             return prepared
@@ -127,9 +150,7 @@ class WebhookDispatcher:
             return self._finish(prepared, exc=exc)
         return self._finish(prepared, result=result)
 
-    async def handle_async(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
-        """Serve one delivery in an event loop (ASGI). Sync handlers run in a worker
-        thread so a slow fix does not stall the service's loop."""
+    async def _handle_async(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         prepared = self._prepare(headers, body)
         if isinstance(prepared, WebhookResponse):
             return prepared
@@ -189,12 +210,16 @@ class WebhookDispatcher:
         if exc is not None:
             log.exception("self_healing_sdk: action %s failed", call.action, exc_info=exc)
             message = f"{type(exc).__name__}: {exc}"[:2000]
+            error = {"code": "action_failed", "message": message}
             response = WebhookResponse(
-                500,
-                {"ok": False, **head, "error": {"code": "action_failed", "message": message}},
+                500, {"ok": False, **head, "error": error, "detail": message[:DETAIL_LIMIT]}
             )
         else:
-            response = WebhookResponse(200, {"ok": True, **head, "result": _jsonable(result)})
+            value = _jsonable(result)
+            answer = {"ok": True, **head, "result": value}
+            response = WebhookResponse(
+                200, answer if value is None else answer | {"detail": _detail(value)}
+            )
         if call.action_id is not None:
             with self._lock:
                 self._done[call.action_id] = response

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from self_healing_sdk.signing import sign
+
 CONTRACT_FIGURES = ("cpu", "memory", "error_rate", "latency_ms")
 
 
@@ -149,10 +151,16 @@ class RegisterResult:
 
 @dataclass(frozen=True, slots=True)
 class WebhookResponse:
-    """The answer to one webhook delivery, independent of the web framework."""
+    """The answer to one webhook delivery, independent of the web framework.
+
+    With a ``signer`` (secret, service id) the answer is signed like the agent's
+    requests (the contract's three headers over ``"{timestamp}.{body}"``): the
+    agent keeps an answer's ``detail`` only when that signature verifies.
+    """
 
     status: int
     body: Mapping[str, Any]
+    signer: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     def content(self) -> bytes:
         """The JSON body as bytes (values JSON cannot hold are written as strings)."""
@@ -160,5 +168,13 @@ class WebhookResponse:
 
     @property
     def headers(self) -> dict[str, str]:
-        """Headers to send with ``content()``."""
-        return {"Content-Type": "application/json"}
+        """Headers to send with ``content()`` (computes the body once more; see ``encoded``)."""
+        return self.encoded()[1]
+
+    def encoded(self) -> tuple[bytes, dict[str, str]]:
+        """The body and the headers that go with it (signed when there is a signer)."""
+        content = self.content()
+        headers = {"Content-Type": "application/json"}
+        if self.signer is not None:
+            headers |= sign(self.signer[0], self.signer[1], content)
+        return content, headers

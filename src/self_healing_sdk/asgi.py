@@ -97,7 +97,8 @@ class SelfHealingMiddleware:
             for name, value in scope.get("headers", ())
         }
         response = await self.agent.handle_webhook_async(headers, body)
-        await _respond(send, response.status, response.content())
+        content, extra = response.encoded()
+        await _respond(send, response.status, content, extra)
 
     async def _forward(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -126,13 +127,16 @@ def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
+async def _respond(
+    send: Send, status: int, body: bytes, headers: dict[str, str] | None = None
+) -> None:
+    fields = {"Content-Type": "application/json"} | (headers or {})
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in fields.items()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

@@ -35,7 +35,8 @@ def router(
     async def selfheal_webhook(request: Request) -> Response:
         body = await request.body()
         answer = await agent.handle_webhook_async(dict(request.headers), body)
-        return Response(answer.content(), status_code=answer.status, media_type="application/json")
+        content, headers = answer.encoded()
+        return Response(content, status_code=answer.status, headers=headers)
 
     return routes
 

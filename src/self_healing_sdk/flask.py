@@ -52,7 +52,8 @@ def blueprint(
             return Response(too_large(), status=413, content_type="application/json")
         body = request.get_data(cache=False)
         answer = agent.handle_webhook(dict(request.headers), body)
-        return Response(answer.content(), status=answer.status, content_type="application/json")
+        content, headers = answer.encoded()
+        return Response(content, status=answer.status, headers=headers)
 
     if count_requests:
 

@@ -82,7 +82,8 @@ class SelfHealingWSGI:
             return _answer(start_response, 413, too_large())
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         response = self.agent.handle_webhook(_headers(environ), body)
-        return _answer(start_response, response.status, response.content())
+        content, headers = response.encoded()
+        return _answer(start_response, response.status, content, headers)
 
     def _forward(
         self, app: WSGIApplication, environ: WSGIEnvironment, start_response: StartResponse
@@ -123,11 +124,14 @@ def _headers(environ: WSGIEnvironment) -> dict[str, str]:
     return headers
 
 
-def _answer(start_response: StartResponse, status: int, body: bytes) -> list[bytes]:
+def _answer(
+    start_response: StartResponse, status: int, body: bytes, headers: dict[str, str] | None = None
+) -> list[bytes]:
     reason = _REASONS.get(status, "")
+    fields = {"Content-Type": "application/json"} | (headers or {})
     start_response(
         f"{status} {reason}".strip(),
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        [*fields.items(), ("Content-Length", str(len(body)))],
     )
     return [body]
 

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from selfheal.errors import ConfigError
+from selfheal.outbound import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///selfheal.db"
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "your-secret-key", "dev"})
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     ANOMALY_LEARNING_PERIOD: float = Field(default=86400.0, ge=0)
     AUTO_THRESHOLDS: bool = False
 
+    # outbound policy (see "Outbound policy" in the README): CIDR lists
+    OUTBOUND_DENY: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    OUTBOUND_ALLOW: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # API
     API_KEY_HEADER: str = "X-API-Key"
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -97,6 +102,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("OUTBOUND_DENY", "OUTBOUND_ALLOW", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("OUTBOUND_DENY", "OUTBOUND_ALLOW")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [str(net) for net in parse_networks(value)]
 
     @field_validator("ANOMALY_METRICS", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from selfheal.errors import ConfigError
+from selfheal.outbound import parse_networks
 from selfheal.types import IncidentType, Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -88,6 +89,10 @@ class RemediationSpec(Strict):
     webhook: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = None
+    # names of the agent's environment variables the command may see (besides PATH, HOME)
+    env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]] = Field(
+        default_factory=list
+    )
 
     @field_validator("exec")
     @classmethod
@@ -285,10 +290,25 @@ class SilenceConfig(Strict):
         return self
 
 
+class TenantConfig(Strict):
+    """What the operator grants one tenant (its keys cannot change this)."""
+
+    # loopback and private networks the tenant's services may be probed and called on
+    outbound_allow: list[str] = Field(default_factory=list)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [str(net) for net in parse_networks(value)]
+
+
 class FileConfig(Strict):
     """The whole config file."""
 
     services: list[ServiceConfig] = Field(default_factory=list)
+    tenants: dict[Annotated[str, Field(pattern=_SERVICE_ID)], TenantConfig] = Field(
+        default_factory=dict
+    )
     policies: PoliciesConfig = Field(default_factory=PoliciesConfig)
     catalog: list[CatalogEntryConfig] = Field(default_factory=list)
     notifications: list[NotificationConfig] = Field(default_factory=list)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from selfheal.config import Settings
 from selfheal.configfile import RemediationSpec, ThresholdOverrides
+from selfheal.logging import REDACTED
 from selfheal.types import ServiceKey
 
 
@@ -91,6 +93,32 @@ class ServiceSpec:
         if self.webhook_url and self.secret:
             return "webhook"
         return None
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` with its password written ``***``, and the ``user:password`` it held.
+
+    The masked URL is what is stored and shown; the credentials are kept encrypted
+    and put back only into the spec the probe and the webhook use.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url, None  # a user name alone is no secret
+    user = userinfo.split(":", 1)[0]
+    masked = parts._replace(netloc=f"{user}:{REDACTED}@{host}")
+    return urlunsplit(masked), userinfo
+
+
+def restore_credentials(url: str, userinfo: str | None) -> str:
+    """The masked ``url`` with its stored ``user:password`` back in place."""
+    parts = urlsplit(url)
+    if userinfo is None or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def build_spec(

@@ -3,7 +3,8 @@
 Plugin authors and our own tests use the same pieces: ``FakeService`` is a
 real aiohttp server on 127.0.0.1 whose health endpoint breaks in the ways the
 contract knows (HTTP 500, no answer, bad figures) and whose webhook verifies
-the agent's signatures with the SDK before "fixing" itself; ``AgentServer``
+the agent's signatures with the SDK before "fixing" itself, and signs its
+answers as the SDK does; ``AgentServer``
 runs ``create_app`` under uvicorn on a free loopback port.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 import uvicorn
 from aiohttp import web
 
-from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
+from self_healing_sdk.signing import ReplayGuard, SignatureError, sign, verify
 from selfheal.api.app import create_app
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig
@@ -150,7 +151,7 @@ class FakeService:
             )
         except SignatureError as exc:
             self.calls.append(WebhookCall(time.time(), False, exc.reason, None, headers))
-            return web.json_response({"error": exc.reason}, status=401)
+            return self._answer({"error": exc.reason, "detail": exc.reason}, 401)
         body = json.loads(raw)
         self.calls.append(WebhookCall(time.time(), True, None, body, headers))
         if self.concurrency is not None:
@@ -166,7 +167,16 @@ class FakeService:
             if self.start_seconds and body.get("action") == "restart":
                 self.break_as("http_500")
                 asyncio.get_running_loop().call_later(self.start_seconds, self.heal)
-        return web.json_response({"done": body.get("action")}, status=self.action_status)
+        done = {"done": body.get("action"), "action_id": body.get("action_id")}
+        return self._answer(done | {"detail": f"{body.get('action')} done"}, self.action_status)
+
+    def _answer(self, body: dict[str, Any], status: int) -> web.Response:
+        """A JSON answer signed with the service's secret, as the SDK signs its answers."""
+        raw = json.dumps(body).encode()
+        headers = sign(self.secret, self.service_id, raw)
+        return web.Response(
+            body=raw, status=status, headers=headers, content_type="application/json"
+        )
 
     async def start(self) -> FakeService:
         """Listen on 127.0.0.1 (a free port unless ``port`` is set)."""

@@ -95,7 +95,9 @@ async def test_examples_register_beat_and_get_the_agent_view(
                 assert detail["type"] == "high_error_rate"
                 action = detail["actions"][0]
                 assert (action["action"], action["status"]) == ("rollback", "succeeded")
-                assert action["result"]["response"]["result"] == {"version": "1.4.1"}
+                # the SDK signs its answer, so its detail (the result) is kept
+                assert action["result"]["detail"] == 'service answered 200: {"version": "1.4.1"}'
+                assert action["result"]["signed"] is True
                 assert action["outcome"] == "recovered"
         finally:
             await asyncio.gather(flask.stop(), fastapi.stop())
@@ -158,7 +160,8 @@ async def test_frozen_service_is_found_by_its_silence(
             # incident first. Either way nothing else may have run.
             for action in done["actions"]:
                 assert action["action"] == "restart"
-                assert action["result"]["response"]["result"]["restarted"] is True
+                assert action["result"]["signed"] is True
+                assert '"restarted": true' in action["result"]["detail"]
         finally:
             await example.stop()
             await client.aclose()

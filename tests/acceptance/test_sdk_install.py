@@ -102,7 +102,9 @@ async def test_sdk_alone_in_a_fresh_virtualenv(
 
                 incident = await wait_for(healed, 30, interval=0.1)
             detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
-            assert detail["actions"][0]["result"]["response"]["result"] == {"rolled_back": True}
+            result = detail["actions"][0]["result"]
+            assert result["detail"] == 'service answered 200: {"rolled_back": true}'
+            assert result["signed"] is True
         finally:
             await example.stop()
             await client.aclose()

@@ -60,13 +60,17 @@ async def test_fleet_is_tenant_scoped_and_has_what_a_tile_needs(
     async with AgentServer(make_settings(sqlite_url)) as server:
         await _second_tenant(server)
         async with api_client(server.url) as a, api_client(server.url, OTHER_TENANT_KEY) as b:
-            for client, sid, tags in ((a, "a-api", ["api", "critical"]), (b, "b-api", ["db"])):
+            # another tenant may not point at the agent's loopback: a public address
+            for client, sid, tags, host in (
+                (a, "a-api", ["api", "critical"], "127.0.0.1"),
+                (b, "b-api", ["db"], "93.184.215.14"),
+            ):
                 response = await client.post(
                     "/api/services/register",
                     json={
                         "service_id": sid,
                         "name": sid.upper(),
-                        "health_url": "http://127.0.0.1:9/health",
+                        "health_url": f"http://{host}:9/health",
                         "secret": "a-very-secret-value",
                         "tags": tags,
                     },

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+import tracemalloc
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,16 +20,17 @@ from selfheal.actions.webhook import WebhookExecutor
 from selfheal.config import Settings
 from selfheal.configfile import NotificationConfig, RemediationSpec
 from selfheal.errors import ActionError
+from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.services import ServiceSpec, build_spec
 from selfheal.testing import FakeService, free_port
-from selfheal.types import ServiceKey
+from selfheal.types import DEFAULT_TENANT, ServiceKey
 
 
 def spec(**kwargs: Any) -> ServiceSpec:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     return build_spec(
         settings,
-        key=ServiceKey("t", kwargs.pop("service_id", "svc")),
+        key=ServiceKey(DEFAULT_TENANT, kwargs.pop("service_id", "svc")),
         name=None,
         health_url="http://127.0.0.1:1/health",
         **kwargs,
@@ -90,7 +93,46 @@ async def test_command_output_is_truncated() -> None:
     )
     assert result.ok
     assert len(result.data["output"]) < 5000
-    assert "characters cut" in result.data["output"]
+    assert "bytes cut" in result.data["output"]
+
+
+async def test_command_sees_no_secret_of_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "agent-secret-key-value")
+    monkeypatch.setenv("API_KEYS", "agent-api-key-value")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:agent-db-password@h/db")
+    monkeypatch.setenv("SELFHEAL_NAMED", "asked-for")
+    result = await CommandExecutor().execute(request(command("env", env=["SELFHEAL_NAMED"])))
+    assert result.ok
+    printed = dict(line.split("=", 1) for line in result.data["output"].splitlines() if "=" in line)
+    for secret in ("agent-secret-key-value", "agent-api-key-value", "agent-db-password"):
+        assert secret not in result.data["output"]
+    assert not {"SECRET_KEY", "API_KEYS", "DATABASE_URL"} & printed.keys()
+    assert printed["PATH"]
+    assert printed["SELFHEAL_NAMED"] == "asked-for"
+    assert printed["SELFHEAL_SERVICE_ID"] == "svc"
+
+
+async def test_command_printing_50_mb_keeps_a_tail_in_bounded_memory() -> None:
+    script = (
+        "import sys\n"
+        "line = b'y' * 1023 + b'\\n'\n"
+        "for _ in range(50 * 1024): sys.stdout.buffer.write(line)\n"
+        "sys.stdout.buffer.write(b'THE-END\\n')\n"
+    )
+    tracemalloc.start()
+    try:
+        result = await CommandExecutor().execute(
+            request(command([sys.executable, "-c", script]), timeout=60)
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok
+    assert peak < 2 * 1024 * 1024, f"peak Python allocations {peak} bytes"
+    output = result.data["output"]
+    assert output.rstrip().endswith("THE-END")
+    assert len(output) < 5000
+    assert f"[... {50 * 1024 * 1024 + 8 - 4096} bytes cut ...]" in output
 
 
 async def test_command_without_configuration_is_an_action_error() -> None:
@@ -98,12 +140,22 @@ async def test_command_without_configuration_is_an_action_error() -> None:
         await CommandExecutor().execute(request(spec()))
 
 
-async def test_webhook_is_signed_and_verified_by_the_service() -> None:
-    async with FakeService(service_id="svc") as service, httpx.AsyncClient() as client:
+@pytest.fixture
+async def sessions() -> AsyncIterator[OutboundSessions]:
+    """Outbound sessions with the default policy (the test services are on loopback)."""
+    pool = OutboundSessions(OutboundPolicies())
+    yield pool
+    await pool.close()
+
+
+async def test_webhook_is_signed_and_verified_by_the_service(sessions: OutboundSessions) -> None:
+    client = sessions
+    async with FakeService(service_id="svc") as service:
         target = spec(webhook_url=service.webhook_url, secret=service.secret)
         result = await WebhookExecutor(client).execute(request(target))
         assert result.ok
-        assert result.data["status_code"] == 200
+        assert result.data == {"status_code": 200, "signed": True}
+        assert result.detail == "service answered 200: restart done"
         call = service.accepted_calls[0]
         assert call.body == {
             "action": "restart",
@@ -116,24 +168,22 @@ async def test_webhook_is_signed_and_verified_by_the_service() -> None:
         wrong = spec(webhook_url=service.webhook_url, secret="not-the-secret")
         refused = await WebhookExecutor(client).execute(request(wrong))
         assert not refused.ok
-        assert refused.data["status_code"] == 401
+        assert refused.data == {"status_code": 401, "signed": False}
+        assert refused.detail == "service answered 401"
         assert service.calls[-1].reason == "signature mismatch"
 
 
-async def test_webhook_failures_are_results_not_exceptions() -> None:
-    async with (
-        FakeService(service_id="svc", action_delay=2.0) as service,
-        httpx.AsyncClient() as client,
-    ):
+async def test_webhook_failures_are_results_not_exceptions(sessions: OutboundSessions) -> None:
+    client = sessions
+    async with FakeService(service_id="svc", action_delay=2.0) as service:
         target = spec(webhook_url=service.webhook_url, secret=service.secret)
         slow = await WebhookExecutor(client).execute(request(target, timeout=0.3))
         assert not slow.ok
         assert "did not answer" in slow.detail
-    async with httpx.AsyncClient() as client:
-        gone = spec(webhook_url=f"http://127.0.0.1:{free_port()}/webhook", secret="x" * 10)
-        result = await WebhookExecutor(client).execute(request(gone))
-        assert not result.ok
-        assert "unreachable" in result.detail
+    gone = spec(webhook_url=f"http://127.0.0.1:{free_port()}/webhook", secret="x" * 10)
+    result = await WebhookExecutor(client).execute(request(gone))
+    assert not result.ok
+    assert "unreachable" in result.detail
 
 
 async def test_notify_posts_a_signed_body_to_every_channel() -> None:

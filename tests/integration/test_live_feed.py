@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from selfheal.configfile import FileConfig, TenantConfig
 from selfheal.events.bus import EventBus
 from selfheal.events.digest import ProbeDigest
 from selfheal.storage.repositories import tenants as tenants_repo
@@ -70,10 +71,12 @@ async def test_a_tenant_never_receives_another_tenants_events(
     sqlite_url: str, make_settings: Any
 ) -> None:
     settings = make_settings(sqlite_url)
+    # team-b's service is on the agent's loopback too, which its config must allow
+    config = FileConfig(tenants={"team-b": TenantConfig(outbound_allow=["127.0.0.0/8"])})
     async with (
         FakeService(service_id="a-shop") as a_service,
         FakeService(service_id="b-shop") as b_service,
-        AgentServer(settings) as server,
+        AgentServer(settings, config) as server,
     ):
         async with server.agent.db.session() as session:
             await tenants_repo.add_api_key(

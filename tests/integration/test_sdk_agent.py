@@ -163,10 +163,12 @@ async def test_handler_results_and_failures_are_recorded_on_actions(
             assert failed["result"]["detail"] == (
                 "service answered 500: RuntimeError: cache volume is read-only"
             )
-            assert failed["result"]["response"]["error"]["code"] == "action_failed"
+            assert failed["result"]["signed"] is True
             # the return value is the action's result
             assert (succeeded["action"], succeeded["status"]) == ("restart", "succeeded")
-            assert succeeded["result"]["response"]["result"] == {"restarted": True, "workers": 4}
+            assert succeeded["result"]["detail"] == (
+                'service answered 200: {"restarted": true, "workers": 4}'
+            )
             assert succeeded["outcome"] == "recovered"
             # each handler ran exactly once, with the incident's id
             assert [c[0] for c in calls] == ["clear_cache", "restart"]

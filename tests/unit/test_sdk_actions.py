@@ -11,6 +11,7 @@ import pytest
 
 from self_healing_sdk import SelfHealingAgent, sign
 from self_healing_sdk._actions import ActionRegistry
+from self_healing_sdk.signing import verify
 
 SECRET = "service-secret"
 SERVICE = "shop"
@@ -57,7 +58,12 @@ def test_handler_gets_params_and_incident_and_its_result_is_the_answer() -> None
         "action_id": 7,
         "incident_id": 3,
         "result": {"restarted": True, "workers": 4},
+        "detail": '{"restarted": true, "workers": 4}',
     }
+    # signed like the agent's requests, so the agent can trust its detail
+    content, headers = answer.encoded()
+    verify(SECRET, headers, content, service_id=SERVICE)
+    assert headers["Content-Type"] == "application/json"
     assert calls == [({"level": 2}, 3)]
     assert json.loads(answer.content()) == answer.body
 

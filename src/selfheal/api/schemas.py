@@ -178,6 +178,16 @@ class ServiceRegistered(BaseModel):
     service: ServicePublic
 
 
+class OutboundPolicyPublic(BaseModel):
+    """Where the agent may connect for the caller's tenant (set by the operator only)."""
+
+    tenant_id: str
+    allow: list[str] = Field(description="OUTBOUND_ALLOW: allowed for every tenant, first rule")
+    deny: list[str] = Field(description="link-local, cloud metadata and OUTBOUND_DENY: refused")
+    all_private_networks: bool = Field(description="loopback and private ranges all allowed")
+    private_networks: list[str] = Field(description="private networks this tenant may reach")
+
+
 class ServicesPublic(BaseModel):
     """A list of services."""
 

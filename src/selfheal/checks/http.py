@@ -1,8 +1,11 @@
-"""HTTP(S) probes over one shared aiohttp session (the hot path of the agent).
+"""HTTP(S) probes over shared aiohttp sessions (the hot path of the agent).
 
 aiohttp costs about a quarter of httpx's CPU per request here, and the probe
-loop is where the agent spends its time, so this is the one place that uses it.
-Any 2xx within the timeout is up; anything else is a classified failure.
+loop is where the agent spends its time. Each tenant's probes go through the
+session of its outbound policy (``selfheal.outbound``), which refuses forbidden
+addresses at connect time; redirects are never followed. Any 2xx within the
+timeout is up; anything else is a classified failure. Of the answer only the
+status and the contract's health figures are used, never its raw text.
 """
 
 from __future__ import annotations
@@ -15,30 +18,15 @@ import aiohttp
 
 from selfheal.checks.health_body import MAX_BODY_BYTES, apply_health_body
 from selfheal.checks.sample import Failure, Sample
+from selfheal.outbound import OutboundSessions
 from selfheal.services import ServiceSpec
-
-_HEADERS = {"User-Agent": "selfheal-probe/0.1", "Accept": "application/json"}
-
-
-def make_session(*, max_connections: int = 1000) -> aiohttp.ClientSession:
-    """The shared probe session: pooled keep-alive connections, no cookies, no env proxies."""
-    connector = aiohttp.TCPConnector(
-        limit=max_connections, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers=_HEADERS,
-        trust_env=False,
-        auto_decompress=True,
-    )
 
 
 class HttpProbe:
     """Probe a service's health URL once."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(self, sessions: OutboundSessions) -> None:
+        self._sessions = sessions
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
@@ -53,7 +41,7 @@ class HttpProbe:
         started_wall = time.time()
         started = time.perf_counter()
         try:
-            async with self._session.get(
+            async with self._sessions.for_tenant(spec.tenant_id).get(
                 spec.health_url, timeout=self._timeout(spec.timeout), allow_redirects=False
             ) as response:
                 body = await response.content.read(MAX_BODY_BYTES)
@@ -107,4 +95,4 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-__all__ = ["HttpProbe", "make_session"]
+__all__ = ["HttpProbe"]

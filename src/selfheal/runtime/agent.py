@@ -24,7 +24,7 @@ from selfheal.actions.runner import ActionRunner
 from selfheal.actions.webhook import WebhookExecutor
 from selfheal.auth import KeyStore
 from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
-from selfheal.checks.http import HttpProbe, make_session
+from selfheal.checks.http import HttpProbe
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
@@ -54,8 +54,9 @@ from selfheal.learning.baselines import AnomalyCleared, AnomalyRaised, BaselineT
 from selfheal.learning.outcomes import OutcomeRecorder
 from selfheal.learning.thresholds import applicable
 from selfheal.learning.thresholds import suggestions as threshold_suggestions
-from selfheal.logging import get_logger
+from selfheal.logging import get_logger, redact_url
 from selfheal.metrics import AgentMetrics
+from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.services import ServiceSpec
@@ -108,6 +109,11 @@ class Agent:
         self.db = Database(self.settings.DATABASE_URL)
         self.keys = KeyStore()
         self.box = SecretBox(self.settings.secret_key())
+        self.outbound = OutboundPolicies(
+            allow=self.settings.OUTBOUND_ALLOW,
+            deny=self.settings.OUTBOUND_DENY,
+            tenant_allow={t: c.outbound_allow for t, c in self.file_config.tenants.items()},
+        )
         self.started_at: float | None = None
         self.failed: BaseException | None = None
         # set when the agent should stop (a core loop died, or the owner asks)
@@ -138,7 +144,7 @@ class Agent:
             feed=self.bus.feed_stats,
         )
         self.heartbeats = HeartbeatWatch(on_silence=self._on_silence)
-        self._probe_session: Any = None
+        self._sessions: OutboundSessions | None = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.controls = Controls(self.db)
@@ -160,9 +166,12 @@ class Agent:
         """Migrate, load, recover unfinished incidents, and start probing."""
         self.started_at = time.time()
         await self.db.migrate()
-        self._probe_session = make_session(max_connections=self.settings.MAX_CONCURRENT_PROBES)
+        self._sessions = OutboundSessions(
+            self.outbound, max_connections=self.settings.MAX_CONCURRENT_PROBES
+        )
+        # operator-configured notification channels only; tenants' URLs use the sessions
         self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        probe = HttpProbe(self._probe_session)
+        probe = HttpProbe(self._sessions)
         self.scheduler = Scheduler(
             probe=probe,
             on_sample=self.monitor.observe,
@@ -176,6 +185,7 @@ class Agent:
             monitor=self.monitor,
             heartbeats=self.heartbeats,
             bus=self.bus,
+            outbound=self.outbound,
         )
         self.notifier = Notifier(self._http, self.file_config.notifications)
         self._build_healing()
@@ -203,11 +213,11 @@ class Agent:
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
         gc.freeze()
-        log.info("agent_started", services=count, database=_redact_url(self.settings.DATABASE_URL))
+        log.info("agent_started", services=count, database=redact_url(self.settings.DATABASE_URL))
 
     def _build_healing(self) -> None:
         """Incidents, decisions, actions, verification: everything after detection."""
-        assert self._http is not None
+        assert self._sessions is not None
         grouper = Grouper(
             specs=self.fleet.specs,
             spec_of=self.fleet.spec,
@@ -223,7 +233,7 @@ class Agent:
             on_resolved=self._on_resolved,
         )
         executors: dict[str, Executor] = {
-            "webhook": WebhookExecutor(self._http),
+            "webhook": WebhookExecutor(self._sessions),
             "exec": CommandExecutor(),
             "notify": NotifyExecutor(self.notifier),
         }
@@ -307,8 +317,8 @@ class Agent:
             await self._save_baselines()
         except StorageError as exc:
             log.error("final_flush_failed", error=exc.message)
-        if self._probe_session is not None:
-            await self._probe_session.close()
+        if self._sessions is not None:
+            await self._sessions.close()
         if self._http is not None:
             await self._http.aclose()
         await self.db.close()
@@ -680,13 +690,3 @@ def _group(entries: Any) -> dict[str, list[Any]]:
     for entry in entries:
         grouped.setdefault(entry.incident_type, []).append(entry)
     return grouped
-
-
-def _redact_url(url: str) -> str:
-    """A database URL without its password, for logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"

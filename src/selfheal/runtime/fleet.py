@@ -16,11 +16,17 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig, RemediationSpec, ServiceConfig, ThresholdOverrides
 from selfheal.crypto import SecretBox
 from selfheal.detectors.monitor import Monitor
-from selfheal.errors import ConfigError
+from selfheal.errors import ConfigError, ValidationFailedError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
-from selfheal.logging import get_logger
-from selfheal.services import ServiceSpec, build_spec
+from selfheal.logging import REDACTED, get_logger
+from selfheal.outbound import OutboundPolicies
+from selfheal.services import (
+    ServiceSpec,
+    build_spec,
+    restore_credentials,
+    split_credentials,
+)
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import learning as learning_repo
@@ -58,7 +64,9 @@ class FleetManager:
         monitor: Monitor,
         heartbeats: HeartbeatWatch,
         bus: EventBus,
+        outbound: OutboundPolicies | None = None,
     ) -> None:
+        self._outbound = outbound or OutboundPolicies()
         self._db = db
         self._settings = settings
         self._box = box
@@ -86,12 +94,17 @@ class FleetManager:
                 # probing still works; only signed webhooks are off until it is fixed
                 log.error("service_secret_unreadable", service_id=row.service_id, error=exc.message)
         opts = row.settings or {}
+        credentials = self._url_credentials(key, opts)
         return build_spec(
             self._settings,
             key=key,
             name=row.name,
-            health_url=row.health_url,
-            webhook_url=row.webhook_url,
+            health_url=restore_credentials(row.health_url, credentials.get("health_url")),
+            webhook_url=(
+                restore_credentials(row.webhook_url, credentials.get("webhook_url"))
+                if row.webhook_url
+                else None
+            ),
             secret=secret,
             interval=opts.get("interval"),
             timeout=opts.get("timeout"),
@@ -114,6 +127,46 @@ class FleetManager:
                 for name, value in (row.remediation or {}).items()
             },
         )
+
+    def _url_credentials(self, key: ServiceKey, opts: dict[str, Any]) -> dict[str, str]:
+        """The decrypted ``user:password`` of the service's URLs, by field."""
+        found = {}
+        for name, sealed in (opts.get("url_credentials") or {}).items():
+            try:
+                found[name] = self._box.decrypt(sealed, what=f"service {key} {name}")
+            except ConfigError as exc:
+                log.error(
+                    "service_url_credentials_unreadable",
+                    service_id=key.service_id,
+                    error=exc.message,
+                )
+        return found
+
+    def _seal_urls(
+        self, tenant_id: str, urls: dict[str, str | None], stored: dict[str, Any]
+    ) -> tuple[dict[str, str | None], dict[str, str]]:
+        """Check URLs against the outbound policy; mask their passwords and encrypt them.
+
+        ``stored`` is the current ``url_credentials``: a URL sent back with the
+        mask (as the API shows it) keeps the password stored for it.
+        """
+        masked: dict[str, str | None] = {}
+        sealed: dict[str, str] = {}
+        for name, url in urls.items():
+            if url is None:
+                masked[name] = None
+                continue
+            refusal = self._outbound.url_refusal(tenant_id, url)
+            if refusal is not None:
+                raise ValidationFailedError(f"{name}: {refusal}")
+            masked[name], userinfo = split_credentials(url)
+            if userinfo is not None and userinfo.split(":", 1)[1] == REDACTED:
+                if name in stored:
+                    sealed[name] = stored[name]
+                continue
+            if userinfo is not None:
+                sealed[name] = self._box.encrypt(userinfo)
+        return masked, sealed
 
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
@@ -145,11 +198,12 @@ class FleetManager:
         options: dict[str, Any] | None = None,
         remediation: dict[str, Any] | None = None,
     ) -> tuple[Service, bool]:
-        """Create or replace a service; a secret left out keeps the stored one."""
+        """Create or replace a service; a secret left out keeps the stored one.
+
+        Raises ``ValidationFailedError`` for a URL the tenant's outbound policy refuses.
+        """
         values: dict[str, Any] = {
             "name": name or service_id,
-            "health_url": health_url,
-            "webhook_url": webhook_url,
             "tags": list(tags),
             "meta": metadata or {},
             "settings": {k: v for k, v in (options or {}).items() if v is not None},
@@ -165,9 +219,18 @@ class FleetManager:
             current = await repo.get_service(
                 session=session, tenant_id=tenant_id, service_id=service_id
             )
-            learned = (current.settings or {}).get("learned_thresholds") if current else None
-            if learned:
+            stored = (current.settings or {}) if current else {}
+            urls, sealed = self._seal_urls(
+                tenant_id,
+                {"health_url": health_url, "webhook_url": webhook_url},
+                dict(stored.get("url_credentials") or {}),
+            )
+            health_url = urls["health_url"] or health_url
+            values |= {"health_url": health_url, "webhook_url": urls["webhook_url"]}
+            if learned := stored.get("learned_thresholds"):
                 values["settings"]["learned_thresholds"] = learned
+            if sealed:
+                values["settings"]["url_credentials"] = sealed
             row, created = await repo.upsert_service(
                 session=session, tenant_id=tenant_id, service_id=service_id, values=values
             )
@@ -199,6 +262,16 @@ class FleetManager:
             for name in (*SETTING_FIELDS, "thresholds"):
                 if name in changes:
                     options[name] = changes.pop(name)
+            urls: dict[str, str | None] = {
+                n: changes[n] for n in ("health_url", "webhook_url") if n in changes
+            }
+            if urls:
+                stored = dict(options.get("url_credentials") or {})
+                masked, sealed = self._seal_urls(tenant_id, urls, stored)
+                changes.update(masked)
+                options["url_credentials"] = {
+                    n: v for n, v in stored.items() if n not in urls
+                } | sealed
             row.settings = {k: v for k, v in options.items() if v is not None}
             if "secret" in changes:
                 secret = changes.pop("secret")

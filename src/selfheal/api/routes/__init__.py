@@ -13,6 +13,7 @@ from selfheal.api.routes import (
     fleet,
     incidents,
     learning,
+    outbound,
     services,
     system,
 )
@@ -28,5 +29,6 @@ api_router.include_router(fleet.router)
 api_router.include_router(actions.router)
 api_router.include_router(charts.router)
 api_router.include_router(learning.router)
+api_router.include_router(outbound.router)
 
 __all__ = ["api_router"]
