@@ -1,0 +1,222 @@
+"""The views of the anomaly detector beyond the raw values: block means, extremes, seasons."""
+
+from __future__ import annotations
+
+import math
+
+from selfheal.learning.anomaly_config import AnomalyConfig
+from selfheal.learning.anomaly_model import (
+    _as_float,
+    _as_int,
+    _as_list,
+    _finite_or_none,
+    _nan_if_none,
+    _View,
+)
+
+_DAY = 86400.0
+_LEVEL_WEIGHT = 0.1  # EWMA weight of the level that tells a block's high from its low extreme
+_SEASON_LEVEL_WEIGHT = 0.1  # EWMA weight of the recent level the seasonal view compares with
+_SEASON_SQUARE_WEIGHT = 0.02  # EWMA weight of its mean squares (about 50 blocks)
+_SEASON_CLIP = 3.0  # largest profile update, in root-mean-square residuals
+
+
+class _Resolution(_View):
+    """One time scale: block means of the values."""
+
+    __slots__ = ("block", "filled", "total")
+
+    def __init__(self, block: int, config: AnomalyConfig) -> None:
+        super().__init__(config.context_order if block == 1 else config.block_context_order, config)
+        self.block = block
+        self.total = 0.0
+        self.filled = 0
+
+    def update(self, x: float) -> float:
+        """Surprisal in bits when a block completes, else 0 (no new evidence)."""
+        self.total += x
+        self.filled += 1
+        if self.filled < self.block:
+            return 0.0
+        mean = self.total / self.filled
+        self.total = 0.0
+        self.filled = 0
+        return self.code(mean)
+
+    def to_state(self) -> dict[str, object]:
+        return {**self._view_state(), "total": self.total, "filled": self.filled}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self._load_view(state)
+        self.total = _as_float(state["total"])
+        self.filled = _as_int(state["filled"])
+
+
+class _ExtremeView(_View):
+    """Blocks of a few samples, each seen through its most extreme value.
+
+    The extreme is the block's maximum or its minimum, whichever lies farther
+    from the recent level (an exponential average of block means), so that a
+    spike in either direction survives the blocking.
+    """
+
+    __slots__ = ("block", "filled", "highest", "level", "lowest", "total", "warm")
+
+    def __init__(self, block: int, config: AnomalyConfig) -> None:
+        super().__init__(config.block_context_order, config)
+        self.block = block
+        self.warm = -(-config.warmup_samples // block)
+        self.total = 0.0
+        self.filled = 0
+        self.highest = -math.inf
+        self.lowest = math.inf
+        self.level = math.nan
+
+    @property
+    def ready(self) -> bool:
+        """Past its own warm-up (matters for a view added to an older detector)."""
+        return self.model.seen >= self.warm
+
+    def update(self, x: float) -> float | None:
+        """Surprisal in bits of the block's extreme when a block completes, else None."""
+        self.total += x
+        self.filled += 1
+        self.highest = max(self.highest, x)
+        self.lowest = min(self.lowest, x)
+        if self.filled < self.block:
+            return None
+        mean = self.total / self.filled
+        level = self.level
+        level = mean if math.isnan(level) else level + _LEVEL_WEIGHT * (mean - level)
+        self.level = level
+        extreme = self.highest if self.highest - level >= level - self.lowest else self.lowest
+        self.total = 0.0
+        self.filled = 0
+        self.highest = -math.inf
+        self.lowest = math.inf
+        return self.code(extreme)
+
+    def to_state(self) -> dict[str, object]:
+        return {
+            **self._view_state(),
+            "total": self.total,
+            "filled": self.filled,
+            "highest": _finite_or_none(self.highest),
+            "lowest": _finite_or_none(self.lowest),
+            "level": _finite_or_none(self.level),
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self._load_view(state)
+        self.total = _as_float(state["total"])
+        self.filled = _as_int(state["filled"])
+        highest, lowest = state["highest"], state["lowest"]
+        self.highest = -math.inf if highest is None else _as_float(highest)
+        self.lowest = math.inf if lowest is None else _as_float(lowest)
+        self.level = _nan_if_none(state["level"])
+
+
+class _SeasonalView(_View):
+    """Block means minus the mean of the same time of day on earlier days.
+
+    The time of day comes from the timestamp of the sample completing a block
+    (UTC; a constant time-zone offset does not matter). Each of `slots` slots
+    keeps an exponential average of its block means, day after day, so a
+    series with a daily cycle has small residuals until a day breaks the
+    cycle. Blocks without a finite timestamp are skipped.
+
+    The view only speaks for series that have a daily cycle: while the
+    residuals' mean square is at least half that of the block means around
+    their recent level (the profile explains less than half the variance), it
+    keeps learning but reports nothing. On series without a cycle its
+    surprises would repeat what the block-mean resolutions already say, as
+    false alarms more often than not.
+    """
+
+    __slots__ = (
+        "block",
+        "filled",
+        "level",
+        "level_square",
+        "profile",
+        "rate",
+        "residual_square",
+        "slot_seconds",
+        "total",
+        "warm",
+    )
+
+    def __init__(self, config: AnomalyConfig) -> None:
+        super().__init__(config.block_context_order, config)
+        self.block = config.seasonal_block
+        # two days of residuals (their range needs that long to settle), and at
+        # least as many symbols as the warm-up makes
+        self.warm = max(2 * config.seasonal_slots, -(-config.warmup_samples // self.block))
+        self.rate = config.seasonal_rate
+        self.slot_seconds = _DAY / config.seasonal_slots
+        self.profile = [math.nan] * config.seasonal_slots
+        self.total = 0.0
+        self.filled = 0
+        self.level = math.nan  # exponential average of block means (about a day)
+        self.level_square = 0.0  # mean square of block means around that level
+        self.residual_square = 0.0  # mean square of the residuals
+
+    @property
+    def ready(self) -> bool:
+        """Past its own warm-up (its first residuals come a day after the start)."""
+        return self.model.seen >= self.warm
+
+    def update(self, x: float, timestamp: float) -> float | None:
+        """Surprisal in bits of the block's residual, None when there is nothing to say."""
+        self.total += x
+        self.filled += 1
+        if self.filled < self.block:
+            return None
+        mean = self.total / self.filled
+        self.total = 0.0
+        self.filled = 0
+        if not math.isfinite(timestamp):
+            return None
+        level = self.level
+        self.level = mean if math.isnan(level) else level + _SEASON_LEVEL_WEIGHT * (mean - level)
+        slot = min(int(timestamp % _DAY // self.slot_seconds), len(self.profile) - 1)
+        usual = self.profile[slot]
+        if math.isnan(usual):
+            self.profile[slot] = mean
+            return None
+        residual = mean - usual
+        # an odd day moves the profile by at most three typical residuals, so
+        # that the next normal day does not look odd in turn
+        limit = math.inf
+        if self.ready and self.residual_square > 0:
+            limit = _SEASON_CLIP * math.sqrt(self.residual_square)
+        self.profile[slot] = usual + self.rate * max(-limit, min(limit, residual))
+        if not math.isnan(level):
+            w = _SEASON_SQUARE_WEIGHT
+            self.residual_square += w * (residual * residual - self.residual_square)
+            self.level_square += w * ((mean - level) ** 2 - self.level_square)
+        bits = self.code(residual)
+        return bits if self.residual_square < 0.5 * self.level_square else None
+
+    def to_state(self) -> dict[str, object]:
+        return {
+            **self._view_state(),
+            "total": self.total,
+            "filled": self.filled,
+            "profile": [_finite_or_none(p) for p in self.profile],
+            "level": _finite_or_none(self.level),
+            "level_square": self.level_square,
+            "residual_square": self.residual_square,
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self._load_view(state)
+        self.total = _as_float(state["total"])
+        self.filled = _as_int(state["filled"])
+        profile = [_nan_if_none(p) for p in _as_list(state["profile"])]
+        if len(profile) != len(self.profile):
+            raise ValueError("bad detector state: seasonal profile")
+        self.profile = profile
+        self.level = _nan_if_none(state["level"])
+        self.level_square = _as_float(state["level_square"])
+        self.residual_square = _as_float(state["residual_square"])
