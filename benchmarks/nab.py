@@ -59,6 +59,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "no-confirm": {"confirm_block": 0},
     "no-season": {"seasonal_block": 0},
     "no-8h": {"block_sizes": (1, 24)},
+    "no-week": {"weekly": False},
 }
 
 Curve = list[float]  # raw NAB score of one file at each grid threshold

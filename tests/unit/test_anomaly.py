@@ -254,7 +254,25 @@ def test_loads_a_version_1_state_and_carries_on():
     scores = [detector.update(v, t) for v, t in zip(values, times, strict=True)]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores[400] == max(scores) >= 0.5
-    assert detector.to_state()["version"] == 2
+    assert detector.to_state()["version"] == 3
+
+
+def test_loads_a_version_2_state_whose_weekly_view_starts_empty():
+    values = daily_square_wave(8, missing_day=6, seed=3)
+    times = [DAY_START + STEP * i for i in range(len(values))]
+    first = AnomalyDetector()
+    cut = 5 * 288 + 100
+    for v, t in zip(values[:cut], times[:cut], strict=True):
+        first.update(v, t)
+    state = json.loads(json.dumps(first.to_state()))
+    del state["weekly"], state["config"]["weekly"]
+    state["version"] = 2
+    second = AnomalyDetector.from_state(state)
+    assert second.config == AnomalyConfig()
+    fresh = AnomalyDetector().to_state()["weekly"]
+    assert second.to_state()["weekly"] == fresh  # nothing learned yet
+    rest = [second.update(v, t) for v, t in zip(values[cut:], times[cut:], strict=True)]
+    assert max(rest) >= 0.5  # the missing day is still found by the daily view
 
 
 def test_a_version_1_state_keeps_a_custom_configuration():

@@ -21,6 +21,7 @@ DETECTED = {
     "slow drift": (36, 0.35),  # 23, 0.16
     "variance change": (24, 0.45),  # 11, 0.24
     "broken daily cycle": (36, 0.12),  # 23, 0.03
+    "missing weekly pattern": (36, 0.15),  # 23, 0.07 (the weekly view)
     "flat line starts moving": (6, 0.3),  # 2, 0.10
     "counter reset": (6, 0.25),  # 2, 0.10
 }
@@ -30,7 +31,6 @@ QUIET = {
 }
 # Not detected today (known blind spots, docs/anomaly.md); the false alarm bound still holds.
 MISSED = {
-    "missing weekly pattern": 0.15,  # 0.07
     "noise goes flat": 0.35,  # 0.16
 }
 

@@ -58,7 +58,7 @@ from selfheal.learning.anomaly_views import _ExtremeView, _Resolution, _Seasonal
 
 __all__ = ["AnomalyConfig", "AnomalyDetector", "score_csv", "score_series"]
 
-_STATE_VERSION = 2
+_STATE_VERSION = 3  # 3 added the weekly view; 2 and 1 still load
 _DEFAULT_CONFIG = AnomalyConfig()
 # Version 1 states carry the configuration of the first detector, which had no
 # confirmation or seasonal view and alerted at 10 bits. A state saved with that
@@ -92,6 +92,7 @@ class AnomalyDetector:
         "_resolutions",
         "_seasonal",
         "_seen",
+        "_weekly",
         "config",
     )
 
@@ -101,6 +102,8 @@ class AnomalyDetector:
         block = self.config.confirm_block
         self._extreme = _ExtremeView(block, self.config) if block else None
         self._seasonal = _SeasonalView(self.config) if self.config.seasonal_block else None
+        weekly = self.config.weekly and self._seasonal is not None
+        self._weekly = _SeasonalView(self.config, days=7) if weekly else None
         self._seen = 0
         self._last_alert = -1  # sample index of the latest alert, -1: none yet
         self._last_timestamp = -math.inf
@@ -160,6 +163,11 @@ class AnomalyDetector:
             residual_bits = seasonal.update(value, timestamp)
             if residual_bits is not None and residual_bits > bits and seasonal.ready:
                 bits, cause = residual_bits, value
+            weekly = self._weekly
+            if weekly is not None:
+                week_bits = weekly.update(value, timestamp, seasonal.residual_square)
+                if week_bits is not None and week_bits > bits and weekly.ready:
+                    bits, cause = week_bits, value
         self._seen += 1
         if self._seen <= self.config.warmup_samples:
             return 0.0
@@ -216,15 +224,16 @@ class AnomalyDetector:
             "resolutions": [r.to_state() for r in self._resolutions],
             "extreme": None if extreme is None else extreme.to_state(),
             "seasonal": None if seasonal is None else seasonal.to_state(),
+            "weekly": None if self._weekly is None else self._weekly.to_state(),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, object]) -> AnomalyDetector:
         """Rebuild a detector from `to_state` output.
 
-        States of the first version (no confirmation or seasonal view) load
-        too: their raw and block-mean resolutions carry on, the new views start
-        empty and stay silent until they have warmed up. A first-version
+        States of the first version (no confirmation or seasonal view) and
+        of the second (no weekly view) load too: what they had carries on, the
+        new views start empty and stay silent until they have warmed up. A first-version
         state with the default configuration of the time gets today's default.
         Anything else raises ValueError, whatever is wrong with it.
         """
@@ -238,7 +247,7 @@ class AnomalyDetector:
     @classmethod
     def _from_state(cls, state: dict[str, object]) -> AnomalyDetector:
         version = state.get("version")
-        if version not in (1, _STATE_VERSION):
+        if version not in (1, 2, _STATE_VERSION):
             raise ValueError("unsupported detector state version")
         raw = state["config"]
         if not isinstance(raw, dict):
@@ -262,10 +271,13 @@ class AnomalyDetector:
         detector._peak_bits = _as_float(state["peak_bits"])
         detector._peak_value = _nan_if_none(state["peak_value"])
         detector._alert_value = _nan_if_none(state["alert_value"])
-        for view, sub in (
+        views: list[tuple[_ExtremeView | _SeasonalView | None, object]] = [
             (detector._extreme, state["extreme"]),
             (detector._seasonal, state["seasonal"]),
-        ):
+        ]
+        if version == _STATE_VERSION:  # a version-2 state's weekly view starts empty
+            views.append((detector._weekly, state["weekly"]))
+        for view, sub in views:
             if (view is None) != (sub is None):
                 raise ValueError("bad detector state: views do not match the configuration")
             if view is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 from selfheal.learning.anomaly_config import AnomalyConfig
 from selfheal.learning.anomaly_model import (
@@ -138,6 +139,7 @@ class _SeasonalView(_View):
         "filled",
         "level",
         "level_square",
+        "period",
         "profile",
         "rate",
         "residual_square",
@@ -146,15 +148,19 @@ class _SeasonalView(_View):
         "warm",
     )
 
-    def __init__(self, config: AnomalyConfig) -> None:
+    def __init__(self, config: AnomalyConfig, days: int = 1) -> None:
         super().__init__(config.block_context_order, config)
         self.block = config.seasonal_block
-        # two days of residuals (their range needs that long to settle), and at
-        # least as many symbols as the warm-up makes
-        self.warm = max(2 * config.seasonal_slots, -(-config.warmup_samples // self.block))
+        slots = config.seasonal_slots * days
+        # two days of residuals for the daily profile (their range needs that
+        # long to settle), one week for the weekly one, and at least as many
+        # symbols as the warm-up makes
+        periods = 2 if days == 1 else 1
+        self.warm = max(periods * slots, -(-config.warmup_samples // self.block))
         self.rate = config.seasonal_rate
+        self.period = _DAY * days
         self.slot_seconds = _DAY / config.seasonal_slots
-        self.profile = [math.nan] * config.seasonal_slots
+        self.profile = array("d", [math.nan]) * slots  # floats, not objects: 8 bytes a slot
         self.total = 0.0
         self.filled = 0
         self.level = math.nan  # exponential average of block means (about a day)
@@ -166,8 +172,14 @@ class _SeasonalView(_View):
         """Past its own warm-up (its first residuals come a day after the start)."""
         return self.model.seen >= self.warm
 
-    def update(self, x: float, timestamp: float) -> float | None:
-        """Surprisal in bits of the block's residual, None when there is nothing to say."""
+    def update(self, x: float, timestamp: float, rival: float | None = None) -> float | None:
+        """Surprisal in bits of the block's residual, None when there is nothing to say.
+
+        The view speaks while its residuals' mean square is below half of
+        `rival` (by default the block means' own spread around their level;
+        the weekly view passes the daily view's residual mean square, so it
+        speaks only when the week explains what the day does not).
+        """
         self.total += x
         self.filled += 1
         if self.filled < self.block:
@@ -179,7 +191,7 @@ class _SeasonalView(_View):
             return None
         level = self.level
         self.level = mean if math.isnan(level) else level + _SEASON_LEVEL_WEIGHT * (mean - level)
-        slot = min(int(timestamp % _DAY // self.slot_seconds), len(self.profile) - 1)
+        slot = min(int(timestamp % self.period // self.slot_seconds), len(self.profile) - 1)
         usual = self.profile[slot]
         if math.isnan(usual):
             self.profile[slot] = mean
@@ -196,7 +208,8 @@ class _SeasonalView(_View):
             self.residual_square += w * (residual * residual - self.residual_square)
             self.level_square += w * ((mean - level) ** 2 - self.level_square)
         bits = self.code(residual)
-        return bits if self.residual_square < 0.5 * self.level_square else None
+        spread = self.level_square if rival is None else rival
+        return bits if self.residual_square < 0.5 * spread else None
 
     def to_state(self) -> dict[str, object]:
         return {
@@ -216,7 +229,7 @@ class _SeasonalView(_View):
         profile = [_nan_if_none(p) for p in _as_list(state["profile"])]
         if len(profile) != len(self.profile):
             raise ValueError("bad detector state: seasonal profile")
-        self.profile = profile
+        self.profile = array("d", profile)
         self.level = _nan_if_none(state["level"])
         self.level_square = _as_float(state["level_square"])
         self.residual_square = _as_float(state["residual_square"])
