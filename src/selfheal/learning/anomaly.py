@@ -54,11 +54,11 @@ from selfheal.learning.anomaly_model import (
     _finite_or_none,
     _nan_if_none,
 )
-from selfheal.learning.anomaly_views import _ExtremeView, _Resolution, _SeasonalView
+from selfheal.learning.anomaly_views import _ExtremeView, _Resolution, _RunView, _SeasonalView
 
 __all__ = ["AnomalyConfig", "AnomalyDetector", "score_csv", "score_series"]
 
-_STATE_VERSION = 3  # 3 added the weekly view; 2 and 1 still load
+_STATE_VERSION = 3  # 3 added the weekly and run views; 2 and 1 still load
 _DEFAULT_CONFIG = AnomalyConfig()
 # Version 1 states carry the configuration of the first detector, which had no
 # confirmation or seasonal view and alerted at 10 bits. A state saved with that
@@ -90,6 +90,7 @@ class AnomalyDetector:
         "_peak_bits",
         "_peak_value",
         "_resolutions",
+        "_runs",
         "_seasonal",
         "_seen",
         "_weekly",
@@ -104,6 +105,7 @@ class AnomalyDetector:
         self._seasonal = _SeasonalView(self.config) if self.config.seasonal_block else None
         weekly = self.config.weekly and self._seasonal is not None
         self._weekly = _SeasonalView(self.config, days=7) if weekly else None
+        self._runs = _RunView(self.config.alert_bits) if self.config.stuck else None
         self._seen = 0
         self._last_alert = -1  # sample index of the latest alert, -1: none yet
         self._last_timestamp = -math.inf
@@ -168,6 +170,10 @@ class AnomalyDetector:
                 week_bits = weekly.update(value, timestamp, seasonal.residual_square)
                 if week_bits is not None and week_bits > bits and weekly.ready:
                     bits, cause = week_bits, value
+        if self._runs is not None:
+            run_bits = self._runs.update(value)
+            if run_bits > bits:
+                bits, cause = run_bits, value
         self._seen += 1
         if self._seen <= self.config.warmup_samples:
             return 0.0
@@ -225,6 +231,7 @@ class AnomalyDetector:
             "extreme": None if extreme is None else extreme.to_state(),
             "seasonal": None if seasonal is None else seasonal.to_state(),
             "weekly": None if self._weekly is None else self._weekly.to_state(),
+            "runs": None if self._runs is None else self._runs.to_state(),
         }
 
     @classmethod
@@ -271,12 +278,12 @@ class AnomalyDetector:
         detector._peak_bits = _as_float(state["peak_bits"])
         detector._peak_value = _nan_if_none(state["peak_value"])
         detector._alert_value = _nan_if_none(state["alert_value"])
-        views: list[tuple[_ExtremeView | _SeasonalView | None, object]] = [
+        views: list[tuple[_ExtremeView | _SeasonalView | _RunView | None, object]] = [
             (detector._extreme, state["extreme"]),
             (detector._seasonal, state["seasonal"]),
         ]
-        if version == _STATE_VERSION:  # a version-2 state's weekly view starts empty
-            views.append((detector._weekly, state["weekly"]))
+        if version == _STATE_VERSION:  # a version-2 state's weekly and run views start empty
+            views += [(detector._weekly, state["weekly"]), (detector._runs, state["runs"])]
         for view, sub in views:
             if (view is None) != (sub is None):
                 raise ValueError("bad detector state: views do not match the configuration")

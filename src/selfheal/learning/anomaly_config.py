@@ -62,6 +62,9 @@ class AnomalyConfig:
     # speaks only while it explains less than half of what the daily profile
     # leaves unexplained, so series without a weekly rhythm never hear from it.
     weekly: bool = True
+    # A value that moved all the time and now does not move at all (a frozen
+    # gauge, a dead exporter) is an anomaly no value view can see.
+    stuck: bool = True
     # Surprisal that counts as an alert; the score is bits / (bits + alert_bits),
     # so an alert is a score of 0.5. 11 bits is roughly "once in 2000 symbols".
     alert_bits: float = 11.0

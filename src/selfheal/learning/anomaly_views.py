@@ -20,6 +20,9 @@ _LEVEL_WEIGHT = 0.1  # EWMA weight of the level that tells a block's high from i
 _SEASON_LEVEL_WEIGHT = 0.1  # EWMA weight of the recent level the seasonal view compares with
 _SEASON_SQUARE_WEIGHT = 0.02  # EWMA weight of its mean squares (about 50 blocks)
 _SEASON_CLIP = 3.0  # largest profile update, in root-mean-square residuals
+_RUN_MIN = 12  # an unchanged value counts as stuck after an hour of 5-minute samples
+_RUN_MEMORY = 4096  # samples remembered (halved beyond), so that old behaviour fades
+_RUN_RARE = 100  # values of a continuous metric repeat less than once in this many samples
 
 
 class _Resolution(_View):
@@ -233,3 +236,74 @@ class _SeasonalView(_View):
         self.level = _nan_if_none(state["level"])
         self.level_square = _as_float(state["level_square"])
         self.residual_square = _as_float(state["residual_square"])
+
+
+class _RunView:
+    """How long the value has not changed, against the unchanged runs seen before.
+
+    A metric that moved all the time and now repeats one value exactly is
+    stuck (a dead exporter, a frozen gauge): its values are unremarkable one by
+    one, so no symbol view sees it. Under exchangeable runs, the chance that
+    the current run outlasts all `runs` runs before it is 1 / (runs + 1), and
+    outlasting the longest by a factor f costs log2(f) more bits. The view
+    speaks once per run, and only for runs of at least `_RUN_MIN` samples, so
+    a value that merely repeats by chance (rounding) is not an event. It only
+    watches continuous metrics, whose values repeat exactly less than once in
+    `_RUN_RARE` samples: for counts and rounded gauges (nights of zero tweets,
+    an idle disk) long unchanged stretches are normal. A metric that never
+    changed (a flat line) has no runs to compare with: silent.
+    """
+
+    __slots__ = ("alert_bits", "fired", "last", "longest", "run", "runs", "samples")
+
+    def __init__(self, alert_bits: float) -> None:
+        self.alert_bits = alert_bits
+        self.last = math.nan
+        self.run = 0
+        self.longest = 0
+        self.runs = 0
+        self.samples = 0
+        self.fired = False
+
+    def update(self, x: float) -> float:
+        """Bits for the current run of equal values (0 while unremarkable)."""
+        if self.samples < _RUN_MEMORY:
+            self.samples += 1
+        else:  # forget half, keeping the ratio of runs to samples
+            self.samples, self.runs = _RUN_MEMORY // 2, self.runs // 2
+        if x != self.last:
+            if self.run:
+                self.longest = max(self.longest, self.run)
+                self.runs += 1
+            self.last, self.run, self.fired = x, 1, False
+            return 0.0
+        self.run += 1
+        if self.fired or not self.runs or self.run < _RUN_MIN or self.run <= self.longest:
+            return 0.0
+        # repeats = samples - runs (every sample either starts a run or repeats)
+        if _RUN_RARE * (self.samples - self.runs - self.run) > self.samples:
+            return 0.0
+        bits = math.log2(self.runs + 1) + math.log2(self.run / self.longest)
+        self.fired = bits >= self.alert_bits
+        return bits
+
+    def to_state(self) -> dict[str, object]:
+        return {
+            "last": _finite_or_none(self.last),
+            "run": self.run,
+            "longest": self.longest,
+            "runs": self.runs,
+            "samples": self.samples,
+            "fired": self.fired,
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self.last = _nan_if_none(state["last"])
+        self.run = _as_int(state["run"])
+        self.longest = _as_int(state["longest"])
+        self.runs = _as_int(state["runs"])
+        self.samples = _as_int(state["samples"])
+        fired = state["fired"]
+        if not isinstance(fired, bool):
+            raise ValueError("bad detector state: fired")
+        self.fired = fired
