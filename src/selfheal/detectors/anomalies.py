@@ -48,6 +48,14 @@ def anomaly_symptom(event: AnomalyRaised) -> Symptom:
     )
 
 
+def found_by_baseline(symptom_detail: str) -> bool:
+    """Whether an incident's symptom text is an anomaly's (``AnomalyRaised.detail``)."""
+    return _DETAIL_MARK in symptom_detail and "anomaly score" in symptom_detail
+
+
+_DETAIL_MARK = " is unusual (typical "
+
+
 def within_learned_limits(sample: Sample, limits: Iterable[tuple[str, float]]) -> bool:
     """Every (metric, highest learned value) holds for this sample (missing figures hold)."""
     for metric, high in limits:
