@@ -89,13 +89,14 @@ function chart(data, metric) {
   const x = (i) => PAD.left + ((i + 0.5) / n) * plotW;
   const y = (v) => PAD.top + plotH - (Math.min(v, top) / top) * plotH;
   const xAt = (iso) => PAD.left + ((Date.parse(iso) - start) / span) * plotW;
+  const farAbove = threshold !== undefined && threshold > top;
 
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "history-chart", "aria-label": `${metric.label}, up to ${metric.format(dataMax)}` });
   svg.append(
     s("line", { class: "axis", x1: PAD.left, y1: PAD.top + plotH, x2: W - PAD.right, y2: PAD.top + plotH }),
     s("text", { class: "label", x: PAD.left - 6, y: PAD.top + 4, "text-anchor": "end", text: metric.format(top) }),
     s("text", { class: "label", x: PAD.left - 6, y: PAD.top + plotH, "text-anchor": "end", text: "0" }),
-    s("text", { class: "title", x: PAD.left, y: 10, text: metric.label }),
+    s("text", { class: "title", x: PAD.left, y: 10, text: metric.label }, farAbove ? s("tspan", { class: "label", text: `  threshold ${metric.format(threshold)} (above)` }) : null),
     s("text", { class: "label", x: PAD.left, y: H - 3, text: fmtTime(data.since) }),
     s("text", { class: "label", x: W - PAD.right, y: H - 3, "text-anchor": "end", text: fmtTime(data.until) }),
   );
@@ -103,8 +104,6 @@ function chart(data, metric) {
     svg.append(
       s("line", { class: "threshold", x1: PAD.left, x2: W - PAD.right, y1: y(threshold), y2: y(threshold) }, s("title", { text: `threshold ${metric.format(threshold)}` })),
     );
-  } else if (threshold !== undefined) {
-    svg.append(s("text", { class: "label", x: W - PAD.right, y: 10, "text-anchor": "end", text: `threshold ${metric.format(threshold)} (above)` }));
   }
   for (const incident of data.incidents) {
     const at = Math.max(PAD.left, Math.min(W - PAD.right, xAt(incident.opened_at)));
