@@ -34,7 +34,7 @@ from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider, ensure_catalog
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import resolve as resolve_policies
-from selfheal.detectors.anomalies import EVIDENCE, FIXABLE, anomaly_symptom
+from selfheal.detectors.anomalies import EVIDENCE, FIXABLE, anomaly_symptom, found_by_baseline
 from selfheal.detectors.monitor import (
     Cleared,
     Confirmed,
@@ -373,9 +373,12 @@ class Agent:
         for row in rows:
             key = ServiceKey(row.tenant_id, row.service_id)
             state = self.monitor.state(key)
-            if row.type == IncidentType.ANOMALY:
+            symptom = str((row.details or {}).get("symptom", ""))
+            if row.type == IncidentType.ANOMALY or found_by_baseline(symptom):
+                # the learned baseline opened it: it clears as the anomaly does
                 if self.baselines is not None:
                     self.baselines.restore_active(key)
+                self._anomaly_kinds.setdefault(key, set()).add(IncidentType(row.type))
             elif state is not None:
                 state.hysteresis.restore(IncidentType(row.type))
             if row.status != IncidentStatus.ESCALATED:
