@@ -18,14 +18,19 @@ import random
 import time
 from typing import Any
 
+import pytest
+
 from selfheal.testing import AgentServer, FakeService
 from tests.conftest import api_client
 from tests.helpers import list_incidents, wait_for
 
 
+@pytest.mark.parametrize("paused", [False, True], ids=["fixed", "kill-switch"])
 async def test_latency_anomaly_below_threshold_is_fixed_by_the_latency_fix(
-    sqlite_url: str, make_settings: Any
+    sqlite_url: str, make_settings: Any, paused: bool
 ) -> None:
+    """With the kill switch on for the service, the same anomaly is held, not fixed:
+    the guard rails apply to it as to any high_latency incident."""
     settings = make_settings(
         sqlite_url,
         CHECK_INTERVAL=0.05,
@@ -69,6 +74,9 @@ async def test_latency_anomaly_below_threshold_is_fixed_by_the_latency_fix(
 
             await wait_for(learned, 60, interval=0.2)
             assert await list_incidents(client) == [], "steady latency raised an incident"
+            if paused:
+                pause = {"service_id": "api", "reason": "test"}
+                assert (await client.post("/api/automation/pause", json=pause)).status_code == 200
 
             step = 400.0
             stepped = time.monotonic()
@@ -81,6 +89,19 @@ async def test_latency_anomaly_below_threshold_is_fixed_by_the_latency_fix(
             assert time.monotonic() - stepped < 5.0
             assert incident["type"] == "high_latency"
             assert "latency_ms" in incident["summary"]
+
+            if paused:
+
+                async def held() -> dict[str, Any] | None:
+                    detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
+                    kinds = [step["kind"] for step in detail["timeline"]]
+                    return detail if "held" in kinds else None
+
+                detail = await wait_for(held, 10, interval=0.1)
+                await asyncio.sleep(1.0)
+                assert service.calls == []
+                assert detail["actions"] == []
+                return
 
             async def resolved() -> dict[str, Any] | None:
                 detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
