@@ -20,7 +20,7 @@ from playwright.async_api import Browser
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import samples as samples_repo
 from selfheal.testing import AgentServer, FakeService
-from tests.browser.conftest import new_page, screenshot, sign_in
+from tests.browser.conftest import PHONE, new_page, screenshot, sign_in
 from tests.browser.test_dashboard import register, tile
 from tests.conftest import TEST_KEY, api_client
 
@@ -92,6 +92,11 @@ async def test_drawer_draws_metric_history_with_markers_thresholds_and_hover(
         await page.select_option("#history-range", "1h")
         await page.locator('#history[data-loaded="1h"]').wait_for()
         assert await page.locator(".history-metric").count() == 5
+        # both opened before the last hour and still open: bands, no opening line
+        assert await page.locator(".history-chart .marker").count() == 0
+        assert await page.locator(".history-chart .span.anomaly").count() == 5
+        await page.set_viewport_size(PHONE)
+        await screenshot(page, "history-drawer-phone-light", theme="light")
         assert errors == []
 
 

@@ -105,16 +105,18 @@ function chart(data, metric) {
       s("line", { class: "threshold", x1: PAD.left, x2: W - PAD.right, y1: y(threshold), y2: y(threshold) }, s("title", { text: `threshold ${metric.format(threshold)}` })),
     );
   }
+  const clamp = (v) => Math.max(PAD.left, Math.min(W - PAD.right, v));
   for (const incident of data.incidents) {
-    const at = Math.max(PAD.left, Math.min(W - PAD.right, xAt(incident.opened_at)));
+    // a band while it was open, and a line where it opened (when that is in the range)
+    const opened = xAt(incident.opened_at);
+    const x0 = clamp(opened);
+    const x1 = clamp(incident.resolved_at ? xAt(incident.resolved_at) : W);
     const kind = incident.anomaly ? "anomaly" : "incident";
-    svg.append(
-      s(
-        "line",
-        { class: `marker ${kind}`, x1: at, x2: at, y1: PAD.top - 2, y2: PAD.top + plotH, "data-incident": incident.id },
-        s("title", { text: `#${incident.id} ${incident.type.replace(/_/g, " ")}${incident.anomaly ? " (learned baseline)" : ""}, ${fmtTime(incident.opened_at)}` }),
-      ),
-    );
+    const title = `#${incident.id} ${incident.type.replace(/_/g, " ")}${incident.anomaly ? " (learned baseline)" : ""}, opened ${fmtTime(incident.opened_at)}`;
+    svg.append(s("rect", { class: `span ${kind}`, x: x0, y: PAD.top, width: Math.max(0, x1 - x0), height: plotH }, s("title", { text: title })));
+    if (opened >= PAD.left) {
+      svg.append(s("line", { class: `marker ${kind}`, x1: x0, x2: x0, y1: PAD.top - 2, y2: PAD.top + plotH, "data-incident": incident.id }, s("title", { text: title })));
+    }
   }
   // one polyline per run of reported intervals
   let run = [];
