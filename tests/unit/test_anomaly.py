@@ -254,7 +254,25 @@ def test_loads_a_version_1_state_and_carries_on():
     scores = [detector.update(v, t) for v, t in zip(values, times, strict=True)]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores[400] == max(scores) >= 0.5
-    assert detector.to_state()["version"] == 2
+    assert detector.to_state()["version"] == 3
+
+
+def test_loads_a_version_2_state_whose_weekly_view_starts_empty():
+    values = daily_square_wave(8, missing_day=6, seed=3)
+    times = [DAY_START + STEP * i for i in range(len(values))]
+    first = AnomalyDetector()
+    cut = 5 * 288 + 100
+    for v, t in zip(values[:cut], times[:cut], strict=True):
+        first.update(v, t)
+    state = json.loads(json.dumps(first.to_state()))
+    del state["weekly"], state["config"]["weekly"], state["runs"], state["config"]["stuck"]
+    state["version"] = 2
+    second = AnomalyDetector.from_state(state)
+    assert second.config == AnomalyConfig()
+    fresh = AnomalyDetector().to_state()["weekly"]
+    assert second.to_state()["weekly"] == fresh  # nothing learned yet
+    rest = [second.update(v, t) for v, t in zip(values[cut:], times[cut:], strict=True)]
+    assert max(rest) >= 0.5  # the missing day is still found by the daily view
 
 
 def test_a_version_1_state_keeps_a_custom_configuration():
@@ -330,3 +348,18 @@ def test_a_corrupt_state_is_rejected_with_value_error(path, value):
 def test_a_state_that_is_not_one_is_rejected_with_value_error(state):
     with pytest.raises(ValueError, match="detector state"):
         AnomalyDetector.from_state(state)
+
+
+def test_a_stuck_continuous_value_alerts_once_but_a_quantised_one_does_not():
+    rng = random.Random(5)
+    continuous = [50 + rng.gauss(0, 1) for _ in range(3000)] + [50.0] * 300
+    scores = score_series(stamps(3300), continuous)
+    alerts = [i for i, s in enumerate(scores) if s >= 0.5 and i >= 3000]
+    assert alerts
+    assert alerts[0] - 3000 <= 12  # an hour unchanged
+    assert len(alerts) <= 3  # once per run (and the rest period), not every sample
+    # counts that are often equal in a row: the run view says nothing (the
+    # block means may still find two hours of zeros odd)
+    counts = [float(rng.choice((0, 0, 0, 1, 2))) for _ in range(3000)] + [0.0] * 300
+    without = score_series(stamps(3300), counts, AnomalyConfig(stuck=False))
+    assert score_series(stamps(3300), counts) == without

@@ -114,6 +114,7 @@ def test_rollups_fold_minutes() -> None:
     for at, ok, ms in [(60.0, True, 10.0), (70.0, False, 30.0), (125.0, True, 5.0)]:
         sample = Sample(KEY, at, ok, ms)
         sample.memory = 50.0 if ok else None
+        sample.latency_ms = 200.0 if ok else 900.0  # a failed probe's figures do not count
         buffer.add(sample)
     rows = buffer.drain(now=130.0)
     assert len(rows) == 1
@@ -125,6 +126,7 @@ def test_rollups_fold_minutes() -> None:
         40.0,
         30.0,
     )
+    assert row["latency_ms_max"] == 200.0
     assert buffer.drain(now=130.0) == []
     assert [r["probes"] for r in buffer.drain(now=130.0, include_current=True)] == [1]
 

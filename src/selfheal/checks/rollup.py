@@ -17,6 +17,7 @@ class _Minute:
     __slots__ = (
         "cpu_max",
         "error_rate_max",
+        "latency_max",
         "memory_max",
         "minute",
         "ok",
@@ -34,6 +35,7 @@ class _Minute:
         self.cpu_max: float | None = None
         self.memory_max: float | None = None
         self.error_rate_max: float | None = None
+        self.latency_max: float | None = None
 
     def row(self, key: ServiceKey) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class _Minute:
             "cpu_max": self.cpu_max,
             "memory_max": self.memory_max,
             "error_rate_max": self.error_rate_max,
+            "latency_ms_max": self.latency_max,
         }
 
 
@@ -82,6 +85,7 @@ class RollupBuffer:
             acc.cpu_max = _max(acc.cpu_max, sample.cpu)
             acc.memory_max = _max(acc.memory_max, sample.memory)
             acc.error_rate_max = _max(acc.error_rate_max, sample.error_rate)
+            acc.latency_max = _max(acc.latency_max, sample.latency_ms)
 
     def drain(self, *, now: float, include_current: bool = False) -> list[dict[str, Any]]:
         """Rows ready to write: finished minutes, and the open ones when shutting down."""

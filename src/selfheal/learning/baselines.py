@@ -328,6 +328,15 @@ class BaselineTracker:
         """Per metric: samples, typical level, learned range, last score."""
         return {m: b.summary() for m, b in sorted(self.baselines.get(key, {}).items())}
 
+    def learned_highs(self, key: ServiceKey) -> dict[str, float]:
+        """Per metric anomalous now: the highest value of the range learned before the alert."""
+        out = {}
+        for metric in self._active.get(key, ()):
+            base = self.baselines.get(key, {}).get(metric)
+            if base is not None and base.band is not None:
+                out[metric] = base.band[1]
+        return out
+
     def anomalous(self, key: ServiceKey) -> list[str]:
         """Metrics of a service currently anomalous."""
         return sorted(m for m in self._active.get(key, set()) if m in METRICS)

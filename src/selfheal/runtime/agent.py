@@ -34,6 +34,7 @@ from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider, ensure_catalog
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import resolve as resolve_policies
+from selfheal.detectors.anomalies import EVIDENCE, FIXABLE, anomaly_symptom, found_by_baseline
 from selfheal.detectors.monitor import (
     Cleared,
     Confirmed,
@@ -121,6 +122,8 @@ class Agent:
         self._closed = False
 
         self._signals: asyncio.Queue[Signal] = asyncio.Queue()
+        # incident types each service's open anomalies were raised as (cleared together)
+        self._anomaly_kinds: dict[ServiceKey, set[IncidentType]] = {}
         self._status_rows: list[dict[str, Any]] = []
         self.baselines: BaselineTracker | None = (
             BaselineTracker(
@@ -261,7 +264,11 @@ class Agent:
                 strategy=self.settings.LEARNING_STRATEGY,
             ),
             runner=runner,
-            verifier=Verifier(self.probe_and_observe, interval=self.settings.VERIFY_INTERVAL),
+            verifier=Verifier(
+                self.probe_and_observe,
+                interval=self.settings.VERIFY_INTERVAL,
+                limits=self.learned_limits,
+            ),
             outcomes=self.outcomes,
             notifier=self.notifier,
             controls=self.controls,
@@ -376,9 +383,12 @@ class Agent:
         for row in rows:
             key = ServiceKey(row.tenant_id, row.service_id)
             state = self.monitor.state(key)
-            if row.type == IncidentType.ANOMALY:
+            symptom = str((row.details or {}).get("symptom", ""))
+            if row.type == IncidentType.ANOMALY or found_by_baseline(symptom):
+                # the learned baseline opened it: it clears as the anomaly does
                 if self.baselines is not None:
                     self.baselines.restore_active(key)
+                self._anomaly_kinds.setdefault(key, set()).add(IncidentType(row.type))
             elif state is not None:
                 state.hysteresis.restore(IncidentType(row.type))
             if row.status != IncidentStatus.ESCALATED:
@@ -611,15 +621,25 @@ class Agent:
                     typical=event.typical,
                     score=event.score,
                 )
-                symptom = Symptom(
-                    IncidentType.ANOMALY,
-                    event.detail,
-                    observed=round(event.value, 4),
-                    limit=round(event.typical, 4),
-                )
-                self._signals.put_nowait(Confirmed(spec, symptom, state.last))
+                # latency, errors or memory above their learned range are that
+                # symptom (catalog fixes, ranking, guard rails); the rest notify
+                symptom = anomaly_symptom(event)
+                fixable = symptom.type is not IncidentType.ANOMALY
+                self._anomaly_kinds.setdefault(event.key, set()).add(symptom.type)
+                evidence = EVIDENCE if fixable else None
+                self._signals.put_nowait(Confirmed(spec, symptom, state.last, evidence))
             elif isinstance(event, AnomalyCleared):
-                self._signals.put_nowait(Cleared(spec, IncidentType.ANOMALY, state.last))
+                kinds = self._anomaly_kinds.pop(event.key, None) or {IncidentType.ANOMALY}
+                held = set(state.hysteresis.active.values())  # the threshold still sees it
+                for kind in kinds - held:
+                    self._signals.put_nowait(Cleared(spec, kind, state.last))
+
+    def learned_limits(self, key: ServiceKey, kind: IncidentType) -> list[tuple[str, float]]:
+        """For verification: metrics of this kind anomalous now, with their learned highs."""
+        if self.baselines is None:
+            return []
+        highs = self.baselines.learned_highs(key)
+        return [(m, high) for m, high in sorted(highs.items()) if FIXABLE.get(m) is kind]
 
     async def _save_baselines(self) -> None:
         if self.baselines is None:

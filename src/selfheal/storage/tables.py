@@ -274,6 +274,7 @@ class SampleRollup(Base):
     cpu_max: Mapped[float | None] = mapped_column(Float)
     memory_max: Mapped[float | None] = mapped_column(Float)
     error_rate_max: Mapped[float | None] = mapped_column(Float)
+    latency_ms_max: Mapped[float | None] = mapped_column(Float)  # as the service reports it
 
 
 class Silence(Base):

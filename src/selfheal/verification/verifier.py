@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from selfheal.checks.sample import Sample
+from selfheal.detectors.anomalies import within_learned_limits
 from selfheal.detectors.thresholds import evaluate
 from selfheal.services import ServiceSpec
-from selfheal.types import IncidentType, Outcome
+from selfheal.types import IncidentType, Outcome, ServiceKey
+
+# (service, incident type) -> (metric, highest learned value) the fix must bring it under
+LearnedLimits = Callable[[ServiceKey, IncidentType], Sequence[tuple[str, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +32,25 @@ class Verification:
         return self.outcome is Outcome.RECOVERED
 
 
-def is_recovered(sample: Sample, spec: ServiceSpec, kind: IncidentType) -> bool:
+def is_recovered(
+    sample: Sample,
+    spec: ServiceSpec,
+    kind: IncidentType,
+    limits: Sequence[tuple[str, float]] = (),
+) -> bool:
     """The service answers and no longer shows this incident's symptom.
 
     Other symptoms are other incidents; a memory fix is not failed by slow answers.
+    ``limits`` are the learned highs of metrics whose anomaly opened the incident
+    (below the static threshold, so the threshold alone would call any answer a
+    recovery): the metric must be back under them too.
     """
     if not sample.ok:
         return False
     if kind.is_outage:
         return True
+    if not within_learned_limits(sample, limits):
+        return False
     return all(s.type is not kind for s in evaluate(sample, spec.thresholds))
 
 
@@ -49,14 +63,20 @@ class Verifier:
         *,
         interval: float,
         needed: int = 1,
+        limits: LearnedLimits | None = None,
     ) -> None:
         self._probe = probe
         self._interval = interval
         self._needed = needed
+        self._limits = limits
+
+    def _limits_for(self, spec: ServiceSpec, kind: IncidentType) -> Sequence[tuple[str, float]]:
+        return () if self._limits is None else self._limits(spec.key, kind)
 
     async def check_once(self, spec: ServiceSpec, kind: IncidentType) -> bool:
         """One probe: has the service recovered from this kind of trouble by now?"""
-        return is_recovered(await self._probe(spec), spec, kind)
+        limits = self._limits_for(spec, kind)
+        return is_recovered(await self._probe(spec), spec, kind, limits)
 
     async def verify(
         self, spec: ServiceSpec, kind: IncidentType, *, started: float, timeout: float
@@ -65,10 +85,11 @@ class Verifier:
         deadline = started + timeout
         good = probes = 0
         sample: Sample | None = None
+        limits = self._limits_for(spec, kind)  # as learned before the alert, fixed meanwhile
         while True:
             sample = await self._probe(spec)
             probes += 1
-            if is_recovered(sample, spec, kind):
+            if is_recovered(sample, spec, kind, limits):
                 good += 1
                 if good >= self._needed:
                     return Verification(Outcome.RECOVERED, time.time() - started, probes, sample)

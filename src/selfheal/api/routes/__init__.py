@@ -11,6 +11,7 @@ from selfheal.api.routes import (
     controls,
     events,
     fleet,
+    history,
     incidents,
     learning,
     outbound,
@@ -20,6 +21,7 @@ from selfheal.api.routes import (
 
 api_router = APIRouter()
 api_router.include_router(system.router)
+api_router.include_router(history.router)
 api_router.include_router(services.router)
 api_router.include_router(incidents.router)
 api_router.include_router(catalog.router)

@@ -34,7 +34,13 @@ async def merge_rollups(*, session: AsyncSession, rows: list[dict[str, Any]]) ->
             "response_ms_sum": table.response_ms_sum + excluded.response_ms_sum,
             **{
                 name: _larger(table[name], excluded[name])
-                for name in ("response_ms_max", "cpu_max", "memory_max", "error_rate_max")
+                for name in (
+                    "response_ms_max",
+                    "cpu_max",
+                    "memory_max",
+                    "error_rate_max",
+                    "latency_ms_max",
+                )
             },
         },
     )

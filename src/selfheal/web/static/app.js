@@ -7,6 +7,7 @@ import { ActionsView } from "./actions.js";
 import { ChartsView } from "./charts.js";
 import { Feed } from "./feed.js";
 import { drawSpark, FleetView } from "./fleet.js";
+import { HistoryView } from "./history.js";
 import { IncidentsView } from "./incidents.js";
 import { fmtAgo, fmtMs, fmtTime, h, s } from "./util.js";
 
@@ -245,6 +246,7 @@ async function openDrawer(api, fleet, serviceId) {
       h("h3", { text: svc.name }),
       s("svg", { class: "spark", viewBox: "0 0 100 24", preserveAspectRatio: "none" }, target.title, target.line, target.fails),
       h("dl", {}, ...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })])),
+      new HistoryView(api, serviceId).element,
       h("h4", { text: "Recent incidents" }),
       incidents.body.data.length
         ? h(
