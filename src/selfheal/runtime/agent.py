@@ -58,8 +58,9 @@ from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
+from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
-from selfheal.storage.db import Database
+from selfheal.storage.db import Database, redact_url
 from selfheal.storage.repositories import catalog as catalog_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import learning as learning_repo
@@ -138,6 +139,7 @@ class Agent:
             feed=self.bus.feed_stats,
         )
         self.heartbeats = HeartbeatWatch(on_silence=self._on_silence)
+        self.workloads = Workloads(self.settings, self.monitor, lambda key: self.fleet.spec(key))
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -184,6 +186,7 @@ class Agent:
         await self._load_baselines()
         await self.fleet.sync_config(self.file_config)
         count = await self.fleet.load_all()
+        await self.workloads.start(self.fleet.specs())
         self.metrics.seed_outcomes(*await self.outcomes.totals())
         await self._recover_incidents()
         self._tasks = [
@@ -203,7 +206,7 @@ class Agent:
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
         gc.freeze()
-        log.info("agent_started", services=count, database=_redact_url(self.settings.DATABASE_URL))
+        log.info("agent_started", services=count, database=redact_url(self.settings.DATABASE_URL))
 
     def _build_healing(self) -> None:
         """Incidents, decisions, actions, verification: everything after detection."""
@@ -226,6 +229,7 @@ class Agent:
             "webhook": WebhookExecutor(self._http),
             "exec": CommandExecutor(),
             "notify": NotifyExecutor(self.notifier),
+            **self.workloads.executors(),
         }
         runner = ActionRunner(
             db=self.db,
@@ -298,6 +302,7 @@ class Agent:
         self.heartbeats.stop()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
+        await self.workloads.stop()  # no heal loop is left to restart them
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -680,13 +685,3 @@ def _group(entries: Any) -> dict[str, list[Any]]:
     for entry in entries:
         grouped.setdefault(entry.incident_type, []).append(entry)
     return grouped
-
-
-def _redact_url(url: str) -> str:
-    """A database URL without its password, for logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"

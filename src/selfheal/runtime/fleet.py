@@ -13,7 +13,13 @@ from typing import Any
 from selfheal.checks.heartbeat import HeartbeatWatch
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
-from selfheal.configfile import FileConfig, RemediationSpec, ServiceConfig, ThresholdOverrides
+from selfheal.configfile import (
+    FileConfig,
+    ProcessConfig,
+    RemediationSpec,
+    ServiceConfig,
+    ThresholdOverrides,
+)
 from selfheal.crypto import SecretBox
 from selfheal.detectors.monitor import Monitor
 from selfheal.errors import ConfigError
@@ -103,6 +109,9 @@ class FleetManager:
             grace=opts.get("grace"),
             recovery_probes=opts.get("recovery_probes"),
             heartbeat_timeout=opts.get("heartbeat_timeout"),
+            # only the config file sets these (the API cannot start commands)
+            process=ProcessConfig.model_validate(opts["process"]) if opts.get("process") else None,
+            container=opts.get("container"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             # learned thresholds (applied only when enabled) never beat the operator's
@@ -314,6 +323,8 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "recovery_probes": svc.recovery_probes,
             "heartbeat_timeout": svc.heartbeat_timeout,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
+            "process": svc.process.model_dump() if svc.process else None,
+            "container": svc.container,
         },
         "remediation": {
             name: spec.model_dump(exclude_none=True) for name, spec in svc.remediation.items()
