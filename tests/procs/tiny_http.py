@@ -1,12 +1,13 @@
 """A tiny HTTP service for supervisor tests and benchmarks: ``tiny_http.py PORT [--ignore-term]``.
 
 Standard library only, so it starts fast under any interpreter. It answers
-200 on every GET, says on stdout that it listens, and on stderr when it gets
+200 on every GET (with its pid), says on stdout that it listens, and on stderr when it gets
 SIGTERM (with the time, so a test can tell in which order services stopped).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -16,7 +17,7 @@ from types import FrameType
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = b'{"status": "ok"}'
+        body = b'{"status": "ok", "pid": %d}' % os.getpid()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

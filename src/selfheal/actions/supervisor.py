@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import signal
 import time
@@ -161,10 +162,15 @@ class Supervisor:
         managed.proc, managed.started_at, managed.stopping = proc, time.time(), False
         assert proc.stdout is not None
         assert proc.stderr is not None
+        # a fresh context: these outlive the action that started them, and its log
+        # context (incident, action ids) must not stick to the process's later lines
         managed.tasks = [
-            asyncio.create_task(_pump(proc.stdout, managed.stdout), name=f"stdout:{key}"),
-            asyncio.create_task(_pump(proc.stderr, managed.stderr), name=f"stderr:{key}"),
-            asyncio.create_task(self._watch(key, managed, proc), name=f"process:{key}"),
+            asyncio.create_task(coro, name=f"{what}:{key}", context=contextvars.Context())
+            for what, coro in (
+                ("stdout", _pump(proc.stdout, managed.stdout)),
+                ("stderr", _pump(proc.stderr, managed.stderr)),
+                ("process", self._watch(key, managed, proc)),
+            )
         ]
         log.info("process_started", service_id=key.service_id, pid=proc.pid)
         return proc.pid
