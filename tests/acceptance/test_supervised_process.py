@@ -17,6 +17,7 @@ import httpx
 
 from selfheal.configfile import FileConfig, parse_config
 from selfheal.testing import AgentServer, free_port
+from selfheal.types import ServiceKey
 from tests.conftest import api_client
 from tests.helpers import list_incidents, wait_for
 
@@ -162,3 +163,20 @@ async def test_stopped_in_reverse_order_then_killed_after_timeout(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_removed_service_takes_its_process_along(sqlite_url: str, make_settings: Any) -> None:
+    port = free_port()
+    settings = make_settings(sqlite_url, CHECK_INTERVAL=30.0)
+    async with AgentServer(settings, _config({"worker": port})) as server:
+        client = api_client(server.url)
+        await wait_for(lambda: _answers(port), 10, interval=0.05)
+        pid = (await client.get("/api/services/worker")).json()["process"]["pid"]
+        assert (await client.delete("/api/services/worker")).status_code == 204
+
+        async def gone() -> bool:
+            return not _alive(pid)
+
+        await wait_for(gone, 15)
+        assert server.agent.workloads.process(ServiceKey("default", "worker")) is None
+        await client.aclose()

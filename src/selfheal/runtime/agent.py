@@ -139,7 +139,7 @@ class Agent:
             feed=self.bus.feed_stats,
         )
         self.heartbeats = HeartbeatWatch(on_silence=self._on_silence)
-        self.workloads = Workloads(self.settings, self.monitor, lambda: self.fleet)
+        self.workloads = Workloads(self.settings, self.monitor, lambda: self.fleet, self.bus)
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []

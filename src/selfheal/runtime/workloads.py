@@ -25,6 +25,8 @@ from selfheal.contrib.docker.client import DockerClient
 from selfheal.contrib.docker.executor import DockerExecutor, container_name
 from selfheal.contrib.docker.watch import DockerWatch
 from selfheal.detectors.monitor import Monitor
+from selfheal.events import Event, EventBus
+from selfheal.events import bus as ev
 from selfheal.logging import get_logger
 from selfheal.runtime.fleet import FleetManager
 from selfheal.services import ServiceSpec
@@ -40,7 +42,11 @@ class Workloads:
     """The processes the agent runs for its services, and the executors that act on them."""
 
     def __init__(
-        self, settings: Settings, monitor: Monitor, fleet: Callable[[], FleetManager]
+        self,
+        settings: Settings,
+        monitor: Monitor,
+        fleet: Callable[[], FleetManager],
+        bus: EventBus,
     ) -> None:
         self._monitor = monitor
         self._fleet = fleet  # built after this, in Agent.start()
@@ -48,6 +54,8 @@ class Workloads:
         self._docker: DockerClient | None = None
         self.docker_watch: DockerWatch | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+        bus.add_listener(self._on_event)
 
     def executors(self) -> dict[str, Executor]:
         """Executors by name, for the action runner."""
@@ -91,9 +99,20 @@ class Workloads:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         await self.supervisor.stop_all()
         if self._docker is not None:
             await self._docker.close()
+
+    def _on_event(self, event: Event) -> None:
+        """A service removed from monitoring takes its process with it."""
+        if event.type != ev.SERVICE_REMOVED:
+            return
+        key = ServiceKey(event.tenant_id, event.data["service_id"])
+        if key in self.supervisor:
+            task = asyncio.create_task(self.supervisor.stop(key), name=f"stop:{key}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
 
     def _containers(self) -> set[str]:
         return {container_name(s.container) for s in self._fleet().specs() if s.container}
