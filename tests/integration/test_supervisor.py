@@ -95,3 +95,36 @@ async def test_env_is_clean_and_cwd_is_used(tmp_path: Path, monkeypatch: Any) ->
 
     assert await wait_for(printed, 10) == f"{tmp_path} None yes\n"
     await supervisor.stop_all()
+
+
+async def test_leftover_of_a_killed_agent_is_killed_before_the_next_start(tmp_path: Path) -> None:
+    script = "import time; time.sleep(300)"
+    config = ProcessConfig(command=[sys.executable, "-c", script])
+    before = Supervisor(log_dir=tmp_path, on_exit=lambda _k, _w: None)
+    leftover = await before.start(KEY, config)
+    # the agent that started it dies without stopping it; a new one starts
+    after = Supervisor(log_dir=tmp_path, on_exit=lambda _k, _w: None)
+    fresh = await after.start(KEY, config)
+
+    async def leftover_gone() -> bool:
+        return not _alive(leftover)
+
+    await wait_for(leftover_gone, 10)
+    assert _alive(fresh)
+    await after.stop_all()
+    assert not _alive(fresh)
+    await before.stop_all()
+
+
+async def test_a_pid_reused_by_another_program_is_left_alone(tmp_path: Path) -> None:
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(300)", start_new_session=True
+    )
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "w.pid").write_text(str(other.pid))
+    supervisor = Supervisor(log_dir=tmp_path, on_exit=lambda _k, _w: None)
+    await supervisor.start(KEY, ProcessConfig(command=[sys.executable, "-c", "pass"]))
+    assert _alive(other.pid)
+    await supervisor.stop_all()
+    other.kill()
+    await other.wait()

@@ -10,7 +10,9 @@ Each process runs in its own session (process group): stopping it signals the
 whole group with its ``stop_signal``, then SIGKILL after ``stop_timeout``; when
 the leader dies, what is left of its group is killed too, so an orphan cannot
 keep the port the next start needs. stdout and stderr are read through pipes
-into size-capped rotating files.
+into size-capped rotating files. The pid of each process is kept in a file
+beside its logs: processes left running by an agent that was killed (they
+have their own sessions, so they outlive it) are killed before the next start.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Supervisor:
                 managed.config = config
             else:
                 base = self._log_dir / key.tenant_id / key.service_id
+                _kill_leftover(Path(f"{base}.pid"), config.command)
                 size, backups = config.log_max_bytes, config.log_backups
                 managed = _Managed(
                     config,
@@ -129,6 +132,7 @@ class Supervisor:
             managed = self._managed.pop(key, None)
             if managed is not None:
                 await self._terminate(managed)
+                _pid_file(managed).unlink(missing_ok=True)
                 managed.stdout.close()
                 managed.stderr.close()
 
@@ -160,6 +164,9 @@ class Supervisor:
                 f"could not start {config.command[0]!r} for {key.service_id}: {exc.strerror}"
             ) from None
         managed.proc, managed.started_at, managed.stopping = proc, time.time(), False
+        pid_file = _pid_file(managed)
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(str(proc.pid))
         assert proc.stdout is not None
         assert proc.stderr is not None
         # a fresh context: these outlive the action that started them, and its log
@@ -231,6 +238,26 @@ def describe_exit(code: int) -> str:
 async def _pump(stream: asyncio.StreamReader, sink: RotatingLog) -> None:
     while chunk := await stream.read(READ_CHUNK):
         sink.write(chunk)
+
+
+def _pid_file(managed: _Managed) -> Path:
+    return managed.stdout.path.with_name(managed.stdout.path.name.replace(".stdout.log", ".pid"))
+
+
+def _kill_leftover(pid_file: Path, command: list[str]) -> None:
+    """Kill the group of a process a previous agent started and left running.
+
+    Only if that pid still runs the same command: a pid the system has since
+    given to another program is left alone.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except (OSError, ValueError):
+        return
+    if [part.decode(errors="replace") for part in cmdline] == command:
+        log.warning("process_leftover_killed", pid=pid, command=command[0])
+        _signal_group(pid, signal.SIGKILL)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
