@@ -15,7 +15,7 @@ from selfheal.config import Settings
 from selfheal.contrib.docker.client import DockerClient
 from selfheal.contrib.docker.executor import COMPOSE_NUMBER, DockerExecutor, parse_size
 from selfheal.contrib.docker.watch import DockerWatch
-from selfheal.errors import ActionError
+from selfheal.errors import ActionError, ConfigError
 from selfheal.services import build_spec
 from selfheal.types import ServiceKey
 from tests.docker_support import IMAGE, build_image, docker, require_docker
@@ -104,6 +104,8 @@ async def test_bad_scale_params_are_clear_errors(tmp_path: Path) -> None:
         await executor.execute(_request(settings, "x", "scale", replicas=0))
     with pytest.raises(ActionError, match="cpus must be a positive number"):
         await executor.execute(_request(settings, "x", "scale", cpus="lots"))
+    with pytest.raises(ConfigError, match="only a local Unix socket"):
+        DockerClient("tcp://127.0.0.1:2375")
     assert parse_size("512m") == 512 * 1024**2
     assert parse_size("1g") == 1024**3
     assert parse_size(4096) == 4096

@@ -51,6 +51,7 @@ class Workloads:
         self._monitor = monitor
         self._fleet = fleet  # built after this, in Agent.start()
         self.supervisor = Supervisor(log_dir=settings.DATA_DIR / "processes", on_exit=self._exited)
+        self._docker_host = settings.DOCKER_HOST
         self._docker: DockerClient | None = None
         self.docker_watch: DockerWatch | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -67,7 +68,7 @@ class Workloads:
     def docker(self) -> DockerClient:
         """The Docker Engine API client (made on first use: most agents never need it)."""
         if self._docker is None:
-            self._docker = DockerClient()
+            self._docker = DockerClient(self._docker_host)
         return self._docker
 
     def process(self, key: ServiceKey) -> ProcessInfo | None:

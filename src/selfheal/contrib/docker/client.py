@@ -28,7 +28,7 @@ class DockerError(ActionError):
 
 
 def socket_path(docker_host: str | None = None) -> str:
-    """The Unix socket named by ``DOCKER_HOST`` (default ``/var/run/docker.sock``)."""
+    """The Unix socket a ``DOCKER_HOST`` value names (unset: the environment's, or the default)."""
     host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     if not host.startswith("unix://"):
         raise ConfigError(
