@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from selfheal.actions.supervisor import Supervisor
-from selfheal.configfile import ProcessConfig
+from selfheal.configfile import ProcessConfig, parse_config
+from selfheal.runtime.agent import Agent
 from selfheal.types import ServiceKey
 from tests.helpers import wait_for
 
@@ -128,3 +131,24 @@ async def test_a_pid_reused_by_another_program_is_left_alone(tmp_path: Path) -> 
     await supervisor.stop_all()
     other.kill()
     await other.wait()
+
+
+async def test_process_env_is_stored_encrypted(sqlite_url: str, make_settings: Any) -> None:
+    config = parse_config(
+        "services:\n"
+        "  - id: w\n"
+        "    health_url: http://127.0.0.1:1/health\n"
+        "    process: {command: [sleep, '300'], env: {DB_PASSWORD: hunter2-hunter2}}\n"
+    )
+    agent = Agent(make_settings(sqlite_url, CHECK_INTERVAL=60.0), file_config=config)
+    await agent.start()
+    try:
+        spec = agent.fleet.specs()[0]
+        assert spec.process is not None
+        assert spec.process.env == {"DB_PASSWORD": "hunter2-hunter2"}
+        async with agent.db.session() as session:
+            stored = (await session.execute(text("select settings from services"))).scalar_one()
+        assert "hunter2" not in str(stored)
+        assert "env_encrypted" in str(stored)
+    finally:
+        await agent.stop()

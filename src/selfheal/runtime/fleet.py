@@ -7,6 +7,7 @@ the three views never disagree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -110,7 +111,7 @@ class FleetManager:
             recovery_probes=opts.get("recovery_probes"),
             heartbeat_timeout=opts.get("heartbeat_timeout"),
             # only the config file sets these (the API cannot start commands)
-            process=ProcessConfig.model_validate(opts["process"]) if opts.get("process") else None,
+            process=self._process(opts.get("process"), key),
             container=opts.get("container"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
@@ -123,6 +124,15 @@ class FleetManager:
                 for name, value in (row.remediation or {}).items()
             },
         )
+
+    def _process(self, stored: dict[str, Any] | None, key: ServiceKey) -> ProcessConfig | None:
+        """A stored process section, its environment decrypted (it may hold secrets)."""
+        if not stored:
+            return None
+        env = stored.get("env_encrypted")
+        plain = json.loads(self._box.decrypt(env, what=f"service {key} env")) if env else {}
+        rest = {k: v for k, v in stored.items() if k != "env_encrypted"}
+        return ProcessConfig.model_validate(rest | {"env": plain})
 
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
@@ -166,6 +176,12 @@ class FleetManager:
         }
         if remediation is not None:
             values["remediation"] = remediation
+        process = values["settings"].get("process")
+        if process is not None and process.get("env"):
+            # stored encrypted, like the webhook secret
+            values["settings"]["process"] = {k: v for k, v in process.items() if k != "env"} | {
+                "env_encrypted": self._box.encrypt(json.dumps(process["env"]))
+            }
         if secret is not None:
             values["secret_encrypted"] = self._box.encrypt(secret)
             if len(secret) < WEAK_SECRET_LENGTH:
