@@ -3,7 +3,8 @@
 ``scale`` with ``memory`` (bytes, or ``"512m"``, ``"1g"``) and/or ``cpus``
 (e.g. ``1.5``) raises the container's limits in place (scale up); with
 ``replicas: N`` it makes the container's Compose service run N containers
-(scale out: copies of this container, labelled like it). Only executes: the
+(scale out: copies of this container, labelled like it); with neither, one
+more than now. Only executes: the
 verifier decides whether the service is healthy again.
 """
 
@@ -89,7 +90,7 @@ class DockerExecutor:
         memory = parse_size(params["memory"]) if params.get("memory") is not None else None
         cpus = params.get("cpus")
         if memory is None and cpus is None:
-            raise ActionError("scale needs params: memory and/or cpus (up), or replicas (out)")
+            return await self._scale_out(docker, name, None)  # one more replica
         nano = None
         if cpus is not None:
             if not isinstance(cpus, int | float) or isinstance(cpus, bool) or cpus <= 0:
@@ -100,18 +101,25 @@ class DockerExecutor:
         done = ", ".join(f"{k} {v}" for k, v in limits.items() if v is not None)
         return ActionResult(True, f"container {name} limits raised: {done}", {"limits": limits})
 
-    async def _scale_out(self, docker: DockerClient, name: str, replicas: Any) -> ActionResult:
-        if not isinstance(replicas, int) or isinstance(replicas, bool):
-            raise ActionError(f"replicas must be a whole number, got {replicas!r}")
-        if not 1 <= replicas <= MAX_REPLICAS:
-            raise ActionError(f"replicas must be between 1 and {MAX_REPLICAS}, got {replicas}")
+    async def _scale_out(
+        self, docker: DockerClient, name: str, replicas: Any | None
+    ) -> ActionResult:
+        """``replicas`` containers of the Compose service; None: one more than run now."""
+        if replicas is not None:
+            _check_replicas(replicas)
         template = await docker.inspect(name)
         labels: dict[str, str] = template["Config"].get("Labels") or {}
         if COMPOSE_PROJECT not in labels or COMPOSE_SERVICE not in labels:
-            raise ActionError(f"container {name} is not part of a Compose service (no labels)")
+            raise ActionError(
+                f"container {name} is not part of a Compose service (no compose labels); "
+                "give scale params memory and/or cpus to raise its limits instead"
+            )
         group = {k: labels[k] for k in (COMPOSE_PROJECT, COMPOSE_SERVICE)}
         current = await docker.containers(group)
         running = [c for c in current if c.get("State") == "running"]
+        if replicas is None:
+            replicas = len(running) + 1
+            _check_replicas(replicas)
         numbers = [int((c.get("Labels") or {}).get(COMPOSE_NUMBER, "0") or 0) for c in current]
         started: list[str] = []
         for stopped in [c for c in current if c.get("State") != "running"]:
@@ -132,6 +140,13 @@ class DockerExecutor:
             f"{group[COMPOSE_SERVICE]}: {total} running (was {len(running)})",
             {"replicas": total, "started": started, "at": time.time()},
         )
+
+
+def _check_replicas(replicas: Any) -> None:
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        raise ActionError(f"replicas must be a whole number, got {replicas!r}")
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ActionError(f"replicas must be between 1 and {MAX_REPLICAS}, got {replicas}")
 
 
 def _clone(template: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
