@@ -33,6 +33,7 @@ from selfheal.crypto import SecretBox
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider, ensure_catalog
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
+from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
 from selfheal.detectors.monitor import (
     Cleared,
@@ -60,7 +61,7 @@ from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
-from selfheal.storage.db import Database, redact_url
+from selfheal.storage.db import Database
 from selfheal.storage.repositories import catalog as catalog_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import learning as learning_repo
@@ -100,7 +101,7 @@ class Agent:
         if file_config is None and settings.SELFHEAL_CONFIG is not None:
             file_config = load_config_file(settings.SELFHEAL_CONFIG)
         self.file_config = file_config or FileConfig()
-        self.settings = _apply_policies(settings, self.file_config)
+        self.settings = apply_file_policies(settings, self.file_config)
         self.policies = resolve_policies(self.settings, self.file_config.policies)
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
@@ -139,7 +140,6 @@ class Agent:
             feed=self.bus.feed_stats,
         )
         self.heartbeats = HeartbeatWatch(on_silence=self._on_silence)
-        self.workloads = Workloads(self.settings, self.monitor, lambda: self.fleet, self.bus)
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -149,6 +149,7 @@ class Agent:
         )
         # the live feed's once-a-second summary of fresh probes (sparklines, last check)
         self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
+        self.workloads = Workloads(self.settings, self.monitor, lambda: self.fleet, self.bus)
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -206,7 +207,7 @@ class Agent:
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
         gc.freeze()
-        log.info("agent_started", services=count, database=redact_url(self.settings.DATABASE_URL))
+        log.info("agent_started", services=count, database=_redact_url(self.settings.DATABASE_URL))
 
     def _build_healing(self) -> None:
         """Incidents, decisions, actions, verification: everything after detection."""
@@ -669,19 +670,18 @@ class Agent:
         return sample
 
 
-def _apply_policies(settings: Settings, config: FileConfig) -> Settings:
-    """Config-file policies override the environment's defaults."""
-    # cooldown is resolved per service (ServiceSpec); the rest live in Policies
-    updates: dict[str, Any] = {}
-    if config.policies.cooldown is not None:
-        updates["ACTION_COOLDOWN"] = config.policies.cooldown
-    if config.policies.auto_thresholds is not None:
-        updates["AUTO_THRESHOLDS"] = config.policies.auto_thresholds
-    return settings.model_copy(update=updates) if updates else settings
-
-
 def _group(entries: Any) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = {}
     for entry in entries:
         grouped.setdefault(entry.incident_type, []).append(entry)
     return grouped
+
+
+def _redact_url(url: str) -> str:
+    """A database URL without its password, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"
