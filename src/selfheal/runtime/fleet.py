@@ -111,7 +111,7 @@ class FleetManager:
             recovery_probes=opts.get("recovery_probes"),
             heartbeat_timeout=opts.get("heartbeat_timeout"),
             # only the config file sets these (the API cannot start commands)
-            process=self._process(opts.get("process"), key),
+            process=_stored_process(self._box, opts.get("process"), key),
             container=opts.get("container"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
@@ -124,15 +124,6 @@ class FleetManager:
                 for name, value in (row.remediation or {}).items()
             },
         )
-
-    def _process(self, stored: dict[str, Any] | None, key: ServiceKey) -> ProcessConfig | None:
-        """A stored process section, its environment decrypted (it may hold secrets)."""
-        if not stored:
-            return None
-        env = stored.get("env_encrypted")
-        plain = json.loads(self._box.decrypt(env, what=f"service {key} env")) if env else {}
-        rest = {k: v for k, v in stored.items() if k != "env_encrypted"}
-        return ProcessConfig.model_validate(rest | {"env": plain})
 
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
@@ -346,3 +337,15 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             name: spec.model_dump(exclude_none=True) for name, spec in svc.remediation.items()
         },
     }
+
+
+def _stored_process(
+    box: SecretBox, stored: dict[str, Any] | None, key: ServiceKey
+) -> ProcessConfig | None:
+    """A stored process section, its environment decrypted (it may hold secrets)."""
+    if not stored:
+        return None
+    env = stored.get("env_encrypted")
+    plain = json.loads(box.decrypt(env, what=f"service {key} env")) if env else {}
+    rest = {k: v for k, v in stored.items() if k != "env_encrypted"}
+    return ProcessConfig.model_validate(rest | {"env": plain})
