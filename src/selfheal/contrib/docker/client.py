@@ -135,16 +135,24 @@ class DockerClient:
         return str(created["Id"])
 
     async def events(
-        self, filters: Mapping[str, list[str]], *, opened: asyncio.Event | None = None
+        self,
+        filters: Mapping[str, list[str]],
+        *,
+        since: float | None = None,
+        opened: asyncio.Event | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Follow ``GET /events``: one decoded event at a time, until the stream ends.
 
+        ``since`` (unix seconds) replays what happened from then on first;
         ``opened`` is set once dockerd has answered: events from then on are seen.
         """
+        params = {"filters": json.dumps(filters)}
+        if since is not None:
+            params["since"] = f"{since:.9f}"
         try:
             async with self._http().get(
                 "/events",
-                params={"filters": json.dumps(filters)},
+                params=params,
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
             ) as response:
                 if response.status >= 400:

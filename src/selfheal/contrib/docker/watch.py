@@ -4,7 +4,8 @@ One ``GET /events`` stream, filtered to container ``die`` events. A death the
 agent did not cause itself (its own restart or stop is expected for a while)
 is reported through ``on_die``; the runtime turns it into a conclusive failed
 sample, as for a supervised process. A lost stream is followed again after a
-growing pause (capped), and the loss is logged once.
+growing pause (capped), from where it was lost: dockerd replays the deaths
+in between (``since``), so none is missed while the stream was down.
 """
 
 from __future__ import annotations
@@ -41,16 +42,26 @@ class DockerWatch:
     async def run(self) -> None:
         """Follow the events stream until cancelled."""
         delay = 0.5
+        since: float | None = None  # the first stream: only what happens from now on
+        handled = 0.0  # time of the last event handled: a replay must not repeat it
         while True:
+            asked_at = time.time()
             try:
                 stream = self._client.events(
-                    {"type": ["container"], "event": ["die"]}, opened=self.connected
+                    {"type": ["container"], "event": ["die"]}, since=since, opened=self.connected
                 )
                 async for event in stream:
                     delay = 0.5
+                    at = _event_time(event)
+                    if at and at <= handled:
+                        continue
+                    handled = max(handled, at)
                     self._handle(event)
                 raise DockerError("Docker closed the events stream")
             except (DockerError, ValueError) as exc:  # ValueError: an undecodable event
+                if self.connected.is_set():
+                    # it was open: everything since it was asked for (or the last event) was seen
+                    since = max(since or asked_at, handled)
                 self.connected.clear()
                 log.warning("docker_events_lost", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
@@ -67,3 +78,9 @@ class DockerWatch:
         code = attributes.get("exitCode", "?")
         log.warning("container_died", container=name, exit_code=code)
         self._on_die(name, f"container {name} died (exit code {code})")
+
+
+def _event_time(event: dict[str, object]) -> float:
+    """When dockerd says it happened (``timeNano``), in unix seconds; 0 if it does not say."""
+    nano = event.get("timeNano")
+    return float(nano) / 1e9 if isinstance(nano, int | float) else 0.0
