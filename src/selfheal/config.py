@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     LOG_FORMAT: Literal["console", "json"] | None = None
     REDIS_URL: str | None = None
     MONGO_URI: str | None = None
+    # dockerd's socket, for services with ``container:`` (Docker's own variable name)
+    DOCKER_HOST: str = "unix:///var/run/docker.sock"
 
     @field_validator("API_KEYS", mode="before")
     @classmethod

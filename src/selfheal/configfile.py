@@ -107,6 +107,23 @@ class RemediationSpec(Strict):
         return "exec" if self.exec is not None else "webhook"
 
 
+class ProcessConfig(Strict):
+    """A process the agent starts and supervises (it is the parent: exits are seen at once).
+
+    ``env`` is added to a small clean environment (PATH, HOME, LANG, TZ), never to
+    the agent's own, so the agent's secrets do not leak into it. stdout and stderr
+    go to files rotated at ``log_max_bytes`` with ``log_backups`` older files kept.
+    """
+
+    command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    stop_signal: Literal["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2"] = "TERM"
+    stop_timeout: Duration = Field(default=10.0, gt=0)
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backups: int = Field(default=3, ge=0, le=100)
+
+
 class ServiceConfig(Strict):
     """One monitored service as written in the config file."""
 
@@ -131,6 +148,14 @@ class ServiceConfig(Strict):
     dry_run: bool | None = None
     grace: Duration | None = None
     recovery_probes: int | None = Field(default=None, ge=1, le=100)
+    process: ProcessConfig | None = None  # the agent starts and supervises it
+    container: str | None = Field(default=None, pattern=r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    @model_validator(mode="after")
+    def _one_runtime(self) -> ServiceConfig:
+        if self.process is not None and self.container is not None:
+            raise ValueError("a service is either a process or a container, not both")
+        return self
 
     @field_validator("health_url", "webhook_url")
     @classmethod

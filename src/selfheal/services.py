@@ -13,9 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from selfheal.config import Settings
-from selfheal.configfile import RemediationSpec, ThresholdOverrides
+from selfheal.configfile import ProcessConfig, RemediationSpec, ThresholdOverrides
 from selfheal.logging import REDACTED
 from selfheal.types import ServiceKey
+
+# what the agent can do itself to a process it supervises, or to a container
+PROCESS_ACTIONS = frozenset({"restart"})
+CONTAINER_ACTIONS = frozenset({"restart", "start", "stop", "scale"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class ServiceSpec:
     dry_run: bool | None = None  # None: the tenant's policy decides
     grace: float | None = None  # None: the tenant's policy decides
     recovery_probes: int = 1
+    process: ProcessConfig | None = None  # started and supervised by the agent
+    container: str | None = None  # acted on through the Docker Engine API
 
     @property
     def service_id(self) -> str:
@@ -84,12 +90,17 @@ class ServiceSpec:
     def can_run(self, action: str) -> str | None:
         """The executor that would carry ``action`` out here, or None if none can.
 
-        A local command from the config wins; otherwise a service with a webhook
-        URL and a secret to sign with is asked to do it itself, through its SDK.
+        A local command from the config wins; then the agent's own hands (a process
+        it supervises, a container); otherwise a service with a webhook URL and a
+        secret to sign with is asked to do it itself, through its SDK.
         """
         spec = self.remediation.get(action)
         if spec is not None and spec.executor == "exec":
             return "exec"
+        if self.process is not None and action in PROCESS_ACTIONS:
+            return "process"
+        if self.container is not None and action in CONTAINER_ACTIONS:
+            return "docker"
         if self.webhook_url and self.secret:
             return "webhook"
         return None
@@ -143,6 +154,8 @@ def build_spec(
     dry_run: bool | None = None,
     grace: float | None = None,
     recovery_probes: int | None = None,
+    process: ProcessConfig | None = None,
+    container: str | None = None,
 ) -> ServiceSpec:
     """Fill every unset per-service value from the global settings."""
     interval = interval or settings.CHECK_INTERVAL
@@ -167,4 +180,6 @@ def build_spec(
         dry_run=dry_run,
         grace=grace,
         recovery_probes=recovery_probes or settings.RECOVERY_PROBES,
+        process=process,
+        container=container,
     )

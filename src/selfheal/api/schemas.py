@@ -135,6 +135,18 @@ class ThresholdsPublic(BaseModel):
     response_time_ms: float
 
 
+class ProcessPublic(BaseModel):
+    """A process the agent supervises for the service (``process:`` in the config)."""
+
+    pid: int | None
+    running: bool
+    started_at: float | None = Field(description="unix seconds of the current start")
+    restarts: int = Field(description="restarts by the agent since it started")
+    last_exit: str | None = Field(description="e.g. 'killed by SIGKILL', 'exited with code 1'")
+    stdout_log: str = Field(description="file its stdout goes to (rotated by size)")
+    stderr_log: str = Field(description="file its stderr goes to (rotated by size)")
+
+
 class ServicePublic(BaseModel):
     """A service as the API shows it. The secret is never included."""
 
@@ -162,6 +174,8 @@ class ServicePublic(BaseModel):
     dry_run: bool | None
     grace: float | None
     recovery_probes: int
+    process: ProcessPublic | None = None
+    container: str | None = Field(default=None, description="Docker container acted on")
     source: str
     last_check: CheckPublic | None
     recent: list[RecentCheckPublic] = Field(

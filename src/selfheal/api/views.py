@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from selfheal.actions.supervisor import ProcessInfo
 from selfheal.api.schemas import (
     ActionPublic,
     CheckPublic,
     IncidentPublic,
+    ProcessPublic,
     RecentCheckPublic,
     ServicePublic,
     ThresholdsPublic,
@@ -69,6 +71,8 @@ def service_public(agent: Agent, row: Service, *, recent: bool = False) -> Servi
         dry_run=spec.dry_run,
         grace=spec.grace,
         recovery_probes=spec.recovery_probes,
+        process=_process(agent.workloads.process(key)),
+        container=spec.container,
         source=row.source,
         last_check=check_public(last) if last else None,
         recent=(
@@ -82,6 +86,10 @@ def service_public(agent: Agent, row: Service, *, recent: bool = False) -> Servi
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _process(info: ProcessInfo | None) -> ProcessPublic | None:
+    return None if info is None else ProcessPublic.model_validate(info, from_attributes=True)
 
 
 def incident_public(row: Incident) -> IncidentPublic:

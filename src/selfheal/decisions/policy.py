@@ -7,12 +7,14 @@ only place that knows where each value comes from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from selfheal.config import Settings
 from selfheal.configfile import (
     ApprovalConfig,
     BackoffConfig,
     BreakerConfig,
+    FileConfig,
     FlappingConfig,
     PoliciesConfig,
 )
@@ -73,3 +75,14 @@ def resolve(settings: Settings, config: PoliciesConfig | None = None) -> Policie
         group_window=30.0 if c.group_window is None else c.group_window,
         escalate_severity_after=c.escalate_severity_after or 900.0,
     )
+
+
+def apply_file_policies(settings: Settings, config: FileConfig) -> Settings:
+    """Config-file policies override the environment's defaults."""
+    # cooldown is resolved per service (ServiceSpec); the rest live in Policies
+    updates: dict[str, Any] = {}
+    if config.policies.cooldown is not None:
+        updates["ACTION_COOLDOWN"] = config.policies.cooldown
+    if config.policies.auto_thresholds is not None:
+        updates["AUTO_THRESHOLDS"] = config.policies.auto_thresholds
+    return settings.model_copy(update=updates) if updates else settings

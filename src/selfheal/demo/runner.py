@@ -43,13 +43,16 @@ class DemoFault:
     after: float
     story: str
     restart_by_command: bool = False
+    supervised: bool = False  # started by the agent, which restarts it when it exits
 
 
 FLEET = (
     DemoFault("cart", "memory", 4.0, "leaks memory; clear_cache frees it"),
     DemoFault("payments", "errors", 7.0, "starts failing 60% of requests; rollback ends it"),
     DemoFault("search", "latency", 10.0, "gets slow; clear_cache won't help, scale will"),
-    DemoFault("checkout", "crash", 13.0, "crashes; restarted by a local command", True),
+    DemoFault(
+        "checkout", "crash", 13.0, "crashes; its parent, the agent, restarts it", supervised=True
+    ),
     DemoFault("inventory", "hang", 16.0, "hangs; restarted by a local command", True),
 )
 
@@ -82,6 +85,26 @@ def _config(state: Path, ports: dict[str, int], secret: str) -> FileConfig:
             "tags": ["demo", item.fault],
             "cooldown": 20,
         }
+        if item.supervised:
+            service["process"] = {
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "selfheal.demo.service",
+                    "--name",
+                    item.name,
+                    "--port",
+                    str(ports[item.name]),
+                    "--fault",
+                    item.fault,
+                    "--after",
+                    str(item.after),
+                    "--once",
+                    str(state / f"{item.name}.faulted"),
+                ],
+                "env": {"SELFHEAL_DEMO_SECRET": secret},
+                "stop_timeout": 2,
+            }
         if item.restart_by_command:
             service["remediation"] = {
                 "restart": {
@@ -144,9 +167,11 @@ async def _demo(state: Path, *, duration: float | None, host: str, port: int) ->
     agent.bus.add_listener(lambda event: _tell(event, t0, progress))
 
     for item in FLEET:
-        processes.start(state, item.name, fault=item.fault, after=item.after)
+        if not item.supervised:  # the agent starts its supervised ones itself
+            processes.start(state, item.name, fault=item.fault, after=item.after)
     for item in FLEET:
-        processes.wait_listening(ports[item.name], 5.0)
+        if not item.supervised:
+            processes.wait_listening(ports[item.name], 5.0)
 
     url = f"http://{host}:{port}"
     _banner(url, api_key, duration)

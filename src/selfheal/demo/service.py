@@ -5,7 +5,7 @@ Faults and what heals them (through the signed webhook, verified with the SDK):
 - ``memory``: allocates memory and reports it climbing past 90 %; ``clear_cache`` frees it.
 - ``errors``: reports an error rate of 0.6; ``rollback`` ends it.
 - ``latency``: reports p99 latency of 2.4 s; ``clear_cache`` does not help, ``scale`` does.
-- ``crash``: the process exits; the agent restarts it with a local command.
+- ``crash``: the process exits; the agent, its parent, restarts it (a supervised process).
 - ``hang``: the event loop blocks; probes time out; a local command restarts it.
 
 Run: ``SELFHEAL_DEMO_SECRET=s python -m selfheal.demo.service --name N --port P --fault F``.
@@ -141,7 +141,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", choices=["memory", "errors", "latency", "crash", "hang"])
     parser.add_argument("--after", type=float, default=5.0, help="seconds before the fault")
     parser.add_argument("--pidfile")
+    parser.add_argument("--once", help="file marking the fault as done: a restart runs clean")
     args = parser.parse_args(argv)
+    if args.once:
+        if Path(args.once).exists():
+            args.fault = None
+        else:
+            Path(args.once).touch()  # a process started again by its supervisor is healthy
     if not args.secret:
         parser.error("a secret is required (--secret or SELFHEAL_DEMO_SECRET)")
     try:

@@ -162,7 +162,13 @@ class Monitor:
         return self._states.get(key)
 
     def observe(
-        self, spec: ServiceSpec, sample: Sample, *, confirmed: bool = False, pushed: bool = False
+        self,
+        spec: ServiceSpec,
+        sample: Sample,
+        *,
+        confirmed: bool = False,
+        pushed: bool = False,
+        evidence: str | None = None,
     ) -> float:
         """Count one sample in; returns seconds until the next probe.
 
@@ -170,7 +176,9 @@ class Monitor:
         deadline that passed has already waited its timeout, so its symptom opens
         an incident without waiting for more bad samples. ``pushed`` marks one
         that came from the service (a heartbeat, its silence), not from a probe:
-        it is not counted as a probe nor timed as one.
+        it is not counted as a probe nor timed as one. ``evidence`` marks a fact
+        the agent saw itself (a supervised process exited): conclusive like
+        ``confirmed``, and counted even in a restart's grace period.
         """
         state = self._states.get(spec.key)
         if state is None:
@@ -190,7 +198,7 @@ class Monitor:
 
         symptoms = evaluate(sample, spec.thresholds)
         status, reason = status_of(sample, symptoms)
-        in_grace = sample.at < state.grace_until
+        in_grace = sample.at < state.grace_until and evidence is None
         if status is not state.status:
             previous, state.status, state.since = state.status, status, sample.at
             self._on_signal(StatusChanged(spec, previous, status, sample, reason))
@@ -203,11 +211,11 @@ class Monitor:
             return spec.interval
         changes = state.hysteresis.update(
             symptoms,
-            retries=1 if confirmed else spec.retries,
+            retries=1 if confirmed or evidence else spec.retries,
             recovery_probes=spec.recovery_probes,
         )
         if changes is not None:
-            evidence = "by a missed heartbeat deadline" if confirmed else None
+            evidence = evidence or ("by a missed heartbeat deadline" if confirmed else None)
             for symptom in changes.opened:
                 self._on_signal(Confirmed(spec, symptom, sample, evidence))
             for kind in changes.cleared:

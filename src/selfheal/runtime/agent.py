@@ -33,6 +33,7 @@ from selfheal.crypto import SecretBox
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider, ensure_catalog
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
+from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
 from selfheal.detectors.anomalies import EVIDENCE, FIXABLE, anomaly_symptom, found_by_baseline
 from selfheal.detectors.monitor import (
@@ -60,6 +61,7 @@ from selfheal.metrics import AgentMetrics
 from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
+from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import catalog as catalog_repo
@@ -101,7 +103,7 @@ class Agent:
         if file_config is None and settings.SELFHEAL_CONFIG is not None:
             file_config = load_config_file(settings.SELFHEAL_CONFIG)
         self.file_config = file_config or FileConfig()
-        self.settings = _apply_policies(settings, self.file_config)
+        self.settings = apply_file_policies(settings, self.file_config)
         self.policies = resolve_policies(self.settings, self.file_config.policies)
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
@@ -156,6 +158,7 @@ class Agent:
         )
         # the live feed's once-a-second summary of fresh probes (sparklines, last check)
         self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
+        self.workloads = Workloads(self.settings, self.monitor, lambda: self.fleet, self.bus)
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -197,6 +200,7 @@ class Agent:
         await self._load_baselines()
         await self.fleet.sync_config(self.file_config)
         count = await self.fleet.load_all()
+        await self.workloads.start(self.fleet.specs())
         self.metrics.seed_outcomes(*await self.outcomes.totals())
         await self._recover_incidents()
         self._tasks = [
@@ -239,6 +243,7 @@ class Agent:
             "webhook": WebhookExecutor(self._sessions),
             "exec": CommandExecutor(),
             "notify": NotifyExecutor(self.notifier),
+            **self.workloads.executors(),
         }
         runner = ActionRunner(
             db=self.db,
@@ -315,6 +320,7 @@ class Agent:
         self.heartbeats.stop()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
+        await self.workloads.stop()  # no heal loop is left to restart them
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -692,17 +698,6 @@ class Agent:
         sample = await self.scheduler.probe_now(spec)
         self.monitor.observe(spec, sample)
         return sample
-
-
-def _apply_policies(settings: Settings, config: FileConfig) -> Settings:
-    """Config-file policies override the environment's defaults."""
-    # cooldown is resolved per service (ServiceSpec); the rest live in Policies
-    updates: dict[str, Any] = {}
-    if config.policies.cooldown is not None:
-        updates["ACTION_COOLDOWN"] = config.policies.cooldown
-    if config.policies.auto_thresholds is not None:
-        updates["AUTO_THRESHOLDS"] = config.policies.auto_thresholds
-    return settings.model_copy(update=updates) if updates else settings
 
 
 def _group(entries: Any) -> dict[str, list[Any]]:

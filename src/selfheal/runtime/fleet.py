@@ -7,13 +7,20 @@ the three views never disagree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from selfheal.checks.heartbeat import HeartbeatWatch
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
-from selfheal.configfile import FileConfig, RemediationSpec, ServiceConfig, ThresholdOverrides
+from selfheal.configfile import (
+    FileConfig,
+    ProcessConfig,
+    RemediationSpec,
+    ServiceConfig,
+    ThresholdOverrides,
+)
 from selfheal.crypto import SecretBox
 from selfheal.detectors.monitor import Monitor
 from selfheal.errors import ConfigError, ValidationFailedError
@@ -116,6 +123,9 @@ class FleetManager:
             grace=opts.get("grace"),
             recovery_probes=opts.get("recovery_probes"),
             heartbeat_timeout=opts.get("heartbeat_timeout"),
+            # only the config file sets these (the API cannot start commands)
+            process=_stored_process(self._box, opts.get("process"), key),
+            container=opts.get("container"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             # learned thresholds (applied only when enabled) never beat the operator's
@@ -211,6 +221,12 @@ class FleetManager:
         }
         if remediation is not None:
             values["remediation"] = remediation
+        process = values["settings"].get("process")
+        if process is not None and process.get("env"):
+            # stored encrypted, like the webhook secret
+            values["settings"]["process"] = {k: v for k, v in process.items() if k != "env"} | {
+                "env_encrypted": self._box.encrypt(json.dumps(process["env"]))
+            }
         if secret is not None:
             values["secret_encrypted"] = self._box.encrypt(secret)
             if len(secret) < WEAK_SECRET_LENGTH:
@@ -387,8 +403,22 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "recovery_probes": svc.recovery_probes,
             "heartbeat_timeout": svc.heartbeat_timeout,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
+            "process": svc.process.model_dump() if svc.process else None,
+            "container": svc.container,
         },
         "remediation": {
             name: spec.model_dump(exclude_none=True) for name, spec in svc.remediation.items()
         },
     }
+
+
+def _stored_process(
+    box: SecretBox, stored: dict[str, Any] | None, key: ServiceKey
+) -> ProcessConfig | None:
+    """A stored process section, its environment decrypted (it may hold secrets)."""
+    if not stored:
+        return None
+    env = stored.get("env_encrypted")
+    plain = json.loads(box.decrypt(env, what=f"service {key} env")) if env else {}
+    rest = {k: v for k, v in stored.items() if k != "env_encrypted"}
+    return ProcessConfig.model_validate(rest | {"env": plain})

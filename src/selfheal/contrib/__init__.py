@@ -1,0 +1,1 @@
+"""Integrations with what services run on, each in its own sub-package."""
