@@ -13,6 +13,7 @@ from typing import Any
 
 from selfheal.config import Settings
 from selfheal.configfile import RemediationSpec, ThresholdOverrides
+from selfheal.plugin_api import ServiceInfo
 from selfheal.types import ServiceKey
 
 
@@ -68,6 +69,20 @@ class ServiceSpec:
     dry_run: bool | None = None  # None: the tenant's policy decides
     grace: float | None = None  # None: the tenant's policy decides
     recovery_probes: int = 1
+    # a plugin check ({type: NAME, ...options}) instead of the HTTP probe of health_url
+    check: Mapping[str, Any] | None = None
+
+    @property
+    def info(self) -> ServiceInfo:
+        """What a plugin may see of this service (no secret)."""
+        return ServiceInfo(
+            service_id=self.key.service_id,
+            tenant_id=self.key.tenant_id,
+            name=self.name,
+            health_url=self.health_url,
+            tags=self.tags,
+            metadata=self.metadata,
+        )
 
     @property
     def service_id(self) -> str:
@@ -82,12 +97,15 @@ class ServiceSpec:
     def can_run(self, action: str) -> str | None:
         """The executor that would carry ``action`` out here, or None if none can.
 
-        A local command from the config wins; otherwise a service with a webhook
+        A local command or a plugin executor from the config wins; ``notify`` goes
+        to the notification channels; otherwise a service with a webhook
         URL and a secret to sign with is asked to do it itself, through its SDK.
         """
         spec = self.remediation.get(action)
-        if spec is not None and spec.executor == "exec":
-            return "exec"
+        if spec is not None and spec.executor != "webhook":
+            return spec.executor
+        if action == "notify":
+            return "notify"  # telling people goes to the channels, not to the service
         if self.webhook_url and self.secret:
             return "webhook"
         return None
@@ -115,6 +133,7 @@ def build_spec(
     dry_run: bool | None = None,
     grace: float | None = None,
     recovery_probes: int | None = None,
+    check: Mapping[str, Any] | None = None,
 ) -> ServiceSpec:
     """Fill every unset per-service value from the global settings."""
     interval = interval or settings.CHECK_INTERVAL
@@ -139,4 +158,5 @@ def build_spec(
         dry_run=dry_run,
         grace=grace,
         recovery_probes=recovery_probes or settings.RECOVERY_PROBES,
+        check=dict(check) if check else None,
     )

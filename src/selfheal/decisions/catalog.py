@@ -22,6 +22,13 @@ DEFAULT_CATALOG: dict[IncidentType, list[str]] = {
     IncidentType.DEGRADED: ["restart"],
     # statistics say something is unusual, not what is broken: tell people
     IncidentType.ANOMALY: [],
+    IncidentType.CONNECT_REFUSED: ["restart"],
+    IncidentType.CONNECT_TIMEOUT: ["restart"],
+    IncidentType.EXEC_FAILED: ["restart"],
+    IncidentType.EXEC_TIMEOUT: ["restart"],
+    # a certificate is renewed by people: escalation tells them, nothing is run
+    IncidentType.CERT_EXPIRING: [],
+    IncidentType.TLS_ERROR: [],
 }
 
 

@@ -17,14 +17,13 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from selfheal.actions.base import Executor
-from selfheal.actions.command import CommandExecutor
-from selfheal.actions.notify import Notifier, NotifyExecutor
+from selfheal.actions.base import BuiltinContext, Executor
+from selfheal.actions.notify import Notifier
 from selfheal.actions.runner import ActionRunner
-from selfheal.actions.webhook import WebhookExecutor
 from selfheal.auth import KeyStore
 from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
 from selfheal.checks.http import HttpProbe, make_session
+from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
@@ -56,6 +55,9 @@ from selfheal.learning.thresholds import applicable
 from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
+from selfheal.plugin_api import PluginContext
+from selfheal.plugins import Plugins, load_plugins, validate_config
+from selfheal.plugins import build as build_plugins
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.services import ServiceSpec
@@ -95,10 +97,14 @@ class Agent:
         *,
         file_config: FileConfig | None = None,
         registry: CollectorRegistry | None = None,
+        plugins: Plugins | None = None,
     ) -> None:
         if file_config is None and settings.SELFHEAL_CONFIG is not None:
             file_config = load_config_file(settings.SELFHEAL_CONFIG)
         self.file_config = file_config or FileConfig()
+        # a plugin that cannot load, or options it refuses, stop the start here
+        self.plugins = plugins or load_plugins()
+        validate_config(self.file_config, self.plugins)
         self.settings = _apply_policies(settings, self.file_config)
         self.policies = resolve_policies(self.settings, self.file_config.policies)
         self.registry = registry or CollectorRegistry()
@@ -162,7 +168,9 @@ class Agent:
         await self.db.migrate()
         self._probe_session = make_session(max_connections=self.settings.MAX_CONCURRENT_PROBES)
         self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        probe = HttpProbe(self._probe_session)
+        self.notifier = Notifier(self._http, self.file_config.notifications, self.plugins)
+        self._plugin_context = PluginContext(http=self._http, notify=self.notifier.notify_plugin)
+        probe = ProbeRouter(HttpProbe(self._probe_session), self.plugins, self._plugin_context)
         self.scheduler = Scheduler(
             probe=probe,
             on_sample=self.monitor.observe,
@@ -177,7 +185,6 @@ class Agent:
             heartbeats=self.heartbeats,
             bus=self.bus,
         )
-        self.notifier = Notifier(self._http, self.file_config.notifications)
         self._build_healing()
         await self._load_identity_and_catalog()
         await self.controls.load(self.file_config.silences)
@@ -222,11 +229,12 @@ class Agent:
             silence_for=self._silence_for,
             on_resolved=self._on_resolved,
         )
-        executors: dict[str, Executor] = {
-            "webhook": WebhookExecutor(self._http),
-            "exec": CommandExecutor(),
-            "notify": NotifyExecutor(self.notifier),
-        }
+        builtin = BuiltinContext(
+            http=self._http, notify=self.notifier.notify_plugin, notifier=self.notifier
+        )
+        executors: dict[str, Executor] = build_plugins(
+            self.plugins.executors, self._plugin_context, builtin
+        )
         runner = ActionRunner(
             db=self.db,
             bus=self.bus,
@@ -237,6 +245,7 @@ class Agent:
                 "exec": self.settings.EXEC_TIMEOUT,
                 "notify": self.settings.WEBHOOK_TIMEOUT,
             },
+            options_models={n: f.options_model for n, f in self.plugins.executors.items()},
         )
         backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
         self.healer = Healer(

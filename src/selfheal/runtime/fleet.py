@@ -103,6 +103,7 @@ class FleetManager:
             grace=opts.get("grace"),
             recovery_probes=opts.get("recovery_probes"),
             heartbeat_timeout=opts.get("heartbeat_timeout"),
+            check=opts.get("check"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             # learned thresholds (applied only when enabled) never beat the operator's
@@ -297,7 +298,7 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
     """A config-file service as ``FleetManager.upsert`` arguments."""
     return {
         "name": svc.name,
-        "health_url": svc.health_url,
+        "health_url": svc.target,
         "webhook_url": svc.webhook_url,
         "secret": svc.secret,
         "tags": svc.tags,
@@ -313,9 +314,11 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "grace": svc.grace,
             "recovery_probes": svc.recovery_probes,
             "heartbeat_timeout": svc.heartbeat_timeout,
+            "check": svc.check,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
         },
         "remediation": {
-            name: spec.model_dump(exclude_none=True) for name, spec in svc.remediation.items()
+            name: spec.model_dump(exclude_none=True, by_alias=True)
+            for name, spec in svc.remediation.items()
         },
     }
