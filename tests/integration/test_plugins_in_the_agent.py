@@ -1,0 +1,178 @@
+"""Plugin checks and executors inside a running agent: a certificate about to expire
+tells people and runs nothing; a plugin that raises or hangs is contained and its
+failure is on the incident's timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from aiohttp import web
+from pydantic import BaseModel
+
+from selfheal import plugin_api
+from selfheal.configfile import parse_config
+from selfheal.plugins import load_plugins
+from selfheal.testing import AgentServer, free_port
+from tests.conftest import api_client
+from tests.helpers import list_incidents, wait_for
+from tests.integration.test_checks import make_certificate, tls_server
+
+
+class Receiver:
+    """A webhook channel's receiving end on loopback."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.bodies: list[dict[str, Any]] = []
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        return web.Response(text="ok")
+
+    async def __aenter__(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with Receiver() as r:
+        yield r
+
+
+async def test_expiring_certificate_notifies_people_and_runs_nothing(
+    tmp_path: Path, sqlite_url: str, make_settings: Any, receiver: Receiver
+) -> None:
+    cert, key = make_certificate(tmp_path, 3)
+    server = await tls_server(cert, key)
+    port = server.sockets[0].getsockname()[1]
+    config = parse_config(
+        json.dumps(
+            {
+                "services": [
+                    {
+                        "id": "shop-tls",
+                        "interval": "0.3s",
+                        "retries": 2,
+                        "check": {
+                            "type": "tls",
+                            "address": f"127.0.0.1:{port}",
+                            "ca_file": str(cert),
+                            "warn_days": 14,
+                        },
+                    }
+                ],
+                "notifications": [
+                    {
+                        "name": "ops",
+                        "type": "webhook",
+                        "url": f"http://127.0.0.1:{receiver.port}/hook",
+                    }
+                ],
+            }
+        )
+    )
+    try:
+        async with AgentServer(make_settings(sqlite_url), config) as agent:
+            client = api_client(agent.url)
+
+            async def escalated() -> dict[str, Any] | None:
+                found = await list_incidents(client, service_id="shop-tls")
+                return found[0] if found and found[0]["status"] == "escalated" else None
+
+            incident = await wait_for(escalated, 20)
+            assert incident["type"] == "cert_expiring"
+            detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
+            assert detail["actions"] == []
+            await wait_for(lambda: _true(bool(receiver.bodies)), 10)
+            assert receiver.bodies[0]["event"] == "incident.escalated"
+            assert "expires in 3.0 days" in json.dumps(detail)
+            await client.aclose()
+    finally:
+        server.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+class NoOptions(BaseModel):
+    pass
+
+
+class HangingExecutor:
+    api_version: ClassVar[int] = plugin_api.API_VERSION
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, context: plugin_api.PluginContext) -> None:
+        pass
+
+    async def execute(self, request: plugin_api.ActionRequest) -> plugin_api.ActionResult:
+        await asyncio.sleep(3600)  # ignores its timeout
+        raise AssertionError("not reached")
+
+
+class RaisingCheck:
+    api_version: ClassVar[int] = plugin_api.API_VERSION
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, context: plugin_api.PluginContext) -> None:
+        pass
+
+    async def check(self, target: plugin_api.CheckTarget) -> plugin_api.CheckResult:
+        raise RuntimeError("probe plugin bug")
+
+
+async def test_a_plugin_that_raises_or_hangs_is_contained_and_on_the_timeline(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    plugins = load_plugins()
+    plugins.checks["buggy"] = RaisingCheck
+    plugins.executors["stuck"] = HangingExecutor
+    config = parse_config(
+        json.dumps(
+            {
+                "services": [
+                    {
+                        "id": "legacy",
+                        "interval": "0.3s",
+                        "retries": 2,
+                        "check": {"type": "buggy"},
+                        "remediation": {"restart": {"executor": "stuck", "timeout": "0.5s"}},
+                    }
+                ],
+                "policies": {"max_attempts": 1},
+            }
+        )
+    )
+    async with AgentServer(make_settings(sqlite_url), config, plugins=plugins) as agent:
+        client = api_client(agent.url)
+
+        async def escalated() -> dict[str, Any] | None:
+            found = await list_incidents(client, service_id="legacy")
+            return found[0] if found and found[0]["status"] == "escalated" else None
+
+        incident = await wait_for(escalated, 30)
+        detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
+        text = json.dumps(detail)
+        assert "buggy check raised RuntimeError: probe plugin bug" in text
+        action = detail["actions"][0]
+        assert action["executor"] == "stuck"
+        assert action["status"] == "failed"
+        assert "no result within 0.5s" in action["result"]["detail"]
+        assert any("no result within 0.5s" in step["message"] for step in detail["timeline"])
+        # the agent carries on probing
+        assert agent.agent.scheduler.probes > 3
+        await client.aclose()
