@@ -176,3 +176,52 @@ async def test_a_plugin_that_raises_or_hangs_is_contained_and_on_the_timeline(
         # the agent carries on probing
         assert agent.agent.scheduler.probes > 3
         await client.aclose()
+
+
+class ChatOptions(BaseModel):
+    url: str
+
+
+class ChatChannel:
+    api_version: ClassVar[int] = plugin_api.API_VERSION
+    options_model: ClassVar[type[BaseModel]] = ChatOptions
+
+    def __init__(self, context: plugin_api.PluginContext) -> None:
+        self._http, self._options = context.http, context.options
+
+    async def deliver(self, notice: plugin_api.Notice, *, timeout: float) -> None:
+        body = {"text": notice.title, "severity": notice.severity, "key": notice.dedup_key}
+        response = await self._http.post(self._options.url, json=body, timeout=timeout)
+        response.raise_for_status()
+
+
+async def test_a_channel_plugin_gets_its_options_and_the_public_notice(
+    receiver: Receiver,
+) -> None:
+    import httpx
+
+    from selfheal.actions.channels import Notice
+    from selfheal.actions.notify import Notifier
+    from selfheal.configfile import NotificationConfig
+    from selfheal.types import Severity
+
+    plugins = load_plugins()
+    plugins.channels["chat"] = ChatChannel
+    config = NotificationConfig(
+        name="team-chat", type="chat", options={"url": f"http://127.0.0.1:{receiver.port}/hook"}
+    )
+    async with httpx.AsyncClient() as client:
+        notifier = Notifier(client, [config], plugins)
+        notice = Notice(
+            kind="trigger",
+            tenant_id="default",
+            group_id=4,
+            title="shop down",
+            severity=Severity.HIGH,
+            reason="refused",
+            services=["shop"],
+        )
+        assert await notifier.send(notice) == ["team-chat"]
+    assert receiver.bodies == [
+        {"text": "[selfheal] Escalated: shop down", "severity": "high", "key": notice.dedup_key}
+    ]

@@ -16,6 +16,7 @@ from selfheal.config import Settings, load_settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.errors import ConfigError, SelfhealError
 from selfheal.logging import configure_logging
+from selfheal.plugins import load_plugins, validate_config
 
 
 def _fail(message: str) -> None:
@@ -100,6 +101,7 @@ def check_config(path: Path) -> None:
     """Validate a config file; exit 0 if it is valid, 2 with the line and field if not."""
     try:
         config = load_config_file(path)
+        validate_config(config, load_plugins())  # plugin names and their options too
     except ConfigError as exc:
         _fail(exc.message)
         return
