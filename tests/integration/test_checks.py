@@ -252,3 +252,51 @@ async def test_tls_untrusted_certificate_is_tls_error(
     assert not result.ok
     assert result.failure == "tls_error"
     assert "certificate verify failed" in (result.error or "") or "self" in (result.error or "")
+
+
+# -- the router: HTTP stays a direct call, plugin results become samples -----------------
+
+
+async def test_router_maps_plugin_results_onto_samples(make_settings: Any) -> None:
+    from selfheal.checks.router import ProbeRouter
+    from selfheal.checks.sample import Failure, Sample
+    from selfheal.plugins import load_plugins
+    from selfheal.services import build_spec
+    from selfheal.types import ServiceKey
+
+    class Odd:
+        api_version = 1
+        options_model = None
+
+        def __init__(self, context: Any) -> None:
+            pass
+
+        async def check(self, target: CheckTarget) -> CheckResult:
+            return CheckResult(False, 1.0, failure="moon_phase", error="odd", health={"cpu": 99})
+
+    http_calls: list[str] = []
+
+    async def http(spec: Any) -> Sample:
+        http_calls.append(spec.service_id)
+        return Sample(spec.key, 0.0, True, 1.0)
+
+    plugins = load_plugins()
+    plugins.checks["odd"] = Odd  # type: ignore[assignment]
+    async with httpx.AsyncClient() as client:
+        router = ProbeRouter(http, plugins, PluginContext(http=client, notify=None))  # type: ignore[arg-type]
+        settings = make_settings("sqlite+aiosqlite://")
+        plain = build_spec(settings, key=ServiceKey("t", "web"), name=None, health_url="http://x")
+        odd = build_spec(
+            settings,
+            key=ServiceKey("t", "odd"),
+            name=None,
+            health_url="odd:",
+            check={"type": "odd"},
+        )
+        assert (await router(plain)).ok
+        sample = await router(odd)
+    assert http_calls == ["web"]
+    assert not sample.ok
+    assert sample.failure is Failure.UNREACHABLE
+    assert sample.error == "odd (unknown failure kind 'moon_phase')"
+    assert sample.cpu == 99

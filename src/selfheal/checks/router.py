@@ -81,10 +81,6 @@ class ProbeRouter:
             return _failed(spec, started_wall, started, Failure.UNREACHABLE, reason)
         return _sample(spec, started_wall, result)
 
-    def forget(self, key: ServiceKey) -> None:
-        """Drop a removed service's cached options."""
-        self._options.pop(key, None)
-
 
 def _failed(spec: ServiceSpec, at: float, started: float, failure: Failure, error: str) -> Sample:
     elapsed = (time.perf_counter() - started) * 1000.0
