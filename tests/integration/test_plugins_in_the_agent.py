@@ -225,3 +225,72 @@ async def test_a_channel_plugin_gets_its_options_and_the_public_notice(
     assert receiver.bodies == [
         {"text": "[selfheal] Escalated: shop down", "severity": "high", "key": notice.dedup_key}
     ]
+
+
+class Restarter:
+    """An in-test executor plugin that starts the TCP service again."""
+
+    api_version: ClassVar[int] = plugin_api.API_VERSION
+    options_model: ClassVar[type[BaseModel] | None] = None
+    start: ClassVar[Any] = None
+
+    def __init__(self, context: plugin_api.PluginContext) -> None:
+        pass
+
+    async def execute(self, request: plugin_api.ActionRequest) -> plugin_api.ActionResult:
+        await Restarter.start()
+        return plugin_api.ActionResult(True, f"restarted {request.service.service_id}")
+
+
+async def test_tcp_service_that_refuses_is_a_connect_refused_incident_and_is_restarted(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    port = free_port()
+    servers: list[asyncio.Server] = []
+
+    async def start() -> None:
+        servers.append(await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port))
+
+    Restarter.start = start
+    await start()
+    plugins = load_plugins()
+    plugins.executors["restarter"] = Restarter
+    config = parse_config(
+        json.dumps(
+            {
+                "services": [
+                    {
+                        "id": "db",
+                        "interval": "0.3s",
+                        "retries": 2,
+                        "check": {"type": "tcp", "address": f"127.0.0.1:{port}"},
+                        "remediation": {"restart": {"executor": "restarter"}},
+                    }
+                ]
+            }
+        )
+    )
+    try:
+        async with AgentServer(make_settings(sqlite_url), config, plugins=plugins) as agent:
+            client = api_client(agent.url)
+
+            async def up() -> bool:
+                return bool((await client.get("/api/services/db")).json()["status"] == "up")
+
+            await wait_for(up, 10)
+            servers[0].close()
+            await servers[0].wait_closed()
+
+            async def resolved() -> dict[str, Any] | None:
+                found = await list_incidents(client, service_id="db")
+                return found[0] if found and found[0]["status"] == "resolved" else None
+
+            incident = await wait_for(resolved, 20)
+            assert incident["type"] == "connect_refused"
+            detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
+            assert detail["actions"][0]["executor"] == "restarter"
+            assert detail["actions"][0]["outcome"] == "recovered"
+            await client.aclose()
+    finally:
+        for server in servers:
+            server.close()
