@@ -53,11 +53,16 @@ def ensure_api_key(settings: Settings) -> tuple[Settings, str | None]:
 
 
 def load_file_config(settings: Settings) -> FileConfig:
-    """The config file named by --config or SELFHEAL_CONFIG, or an empty one."""
-    if settings.SELFHEAL_CONFIG is None:
-        return FileConfig()
+    """The config file named by --config or SELFHEAL_CONFIG, or an empty one; plugins
+    that cannot load, or that refuse their options, stop the start here."""
     try:
-        return load_config_file(settings.SELFHEAL_CONFIG)
+        config = (
+            FileConfig()
+            if settings.SELFHEAL_CONFIG is None
+            else load_config_file(settings.SELFHEAL_CONFIG)
+        )
+        validate_config(config, load_plugins())
+        return config
     except ConfigError as exc:
         _fail(exc.message)
         raise
