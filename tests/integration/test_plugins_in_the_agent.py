@@ -222,9 +222,22 @@ async def test_a_channel_plugin_gets_its_options_and_the_public_notice(
             services=["shop"],
         )
         assert await notifier.send(notice) == ["team-chat"]
-    assert receiver.bodies == [
-        {"text": "[selfheal] Escalated: shop down", "severity": "high", "key": notice.dedup_key}
-    ]
+        # PluginContext.notify: a plugin's own notice reaches the channels too
+        public = plugin_api.Notice(
+            kind="update",
+            title="disk 91% full",
+            severity="high",
+            reason="from a plugin",
+            services=("shop",),
+            dedup_key="k",
+        )
+        assert await notifier.notify_plugin(public) == ["team-chat"]
+    assert receiver.bodies[0] == {
+        "text": "[selfheal] Escalated: shop down",
+        "severity": "high",
+        "key": notice.dedup_key,
+    }
+    assert receiver.bodies[1]["text"] == "[selfheal] Update: disk 91% full"
 
 
 class Restarter:

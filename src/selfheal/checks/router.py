@@ -26,6 +26,7 @@ from selfheal.types import ServiceKey
 log = get_logger(__name__)
 
 GRACE = 1.0  # seconds past the check's own timeout before the agent cancels it
+MAX_CACHED = 100_000  # validated options kept; removed services' entries go at this bound
 
 
 class ProbeRouter:
@@ -70,6 +71,8 @@ class ProbeRouter:
         try:
             cached = self._options.get(spec.key)
             if cached is None or cached[0] is not config:
+                if len(self._options) >= MAX_CACHED:
+                    self._options.clear()
                 cached = self._options[spec.key] = (config, self.options(name, config))
             target = CheckTarget(service=spec.info, options=cached[1], timeout=spec.timeout)
             result = await asyncio.wait_for(self._check(name).check(target), spec.timeout + GRACE)
