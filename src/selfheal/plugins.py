@@ -14,18 +14,16 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from selfheal.configfile import FileConfig
-from selfheal.errors import ConfigError
+from selfheal.errors import PluginError
 from selfheal.plugin_api import API_VERSION, PluginContext, PluginFactory
+
+__all__ = ["GROUPS", "PluginError", "Plugins", "build", "load_plugins", "validate_config"]
 
 GROUPS = {
     "executors": "selfheal.executors",
     "checks": "selfheal.checks",
     "channels": "selfheal.channels",
 }
-
-
-class PluginError(ConfigError):
-    """A plugin could not be loaded."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class Plugins:
     checks: dict[str, PluginFactory] = field(default_factory=dict)
     channels: dict[str, PluginFactory] = field(default_factory=dict)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> package
-
-    def describe(self, kind: str, name: str) -> str:
-        """``name (from package x 1.0)``, for messages."""
-        return f"{name!r} (from {self.origin.get((kind, name), 'unknown package')})"
 
     def missing(self, kind: str, name: str) -> PluginError:
         """The error for a config that names a plugin nobody installed."""
