@@ -307,3 +307,39 @@ async def test_tcp_service_that_refuses_is_a_connect_refused_incident_and_is_res
     finally:
         for server in servers:
             server.close()
+
+
+async def test_exec_check_json_metrics_meet_the_thresholds(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    import sys
+
+    config = parse_config(
+        json.dumps(
+            {
+                "services": [
+                    {
+                        "id": "batch",
+                        "interval": "0.3s",
+                        "retries": 2,
+                        "thresholds": {"cpu": 80},
+                        "check": {
+                            "type": "exec",
+                            "command": [sys.executable, "-c", "print('{\"cpu\": 97}')"],
+                        },
+                    }
+                ],
+                "policies": {"dry_run": True},
+            }
+        )
+    )
+    async with AgentServer(make_settings(sqlite_url), config) as agent:
+        client = api_client(agent.url)
+
+        async def opened() -> dict[str, Any] | None:
+            found = await list_incidents(client, service_id="batch")
+            return found[0] if found else None
+
+        incident = await wait_for(opened, 20)
+        assert incident["type"] == "high_cpu"
+        await client.aclose()
