@@ -32,14 +32,22 @@ async def list_incidents(client: httpx.AsyncClient, **params: Any) -> list[dict[
 class AgentProcess:
     """``selfheal serve`` as a real child process, for tests that kill it."""
 
-    def __init__(self, *, config: str, env: dict[str, str], port: int, log_path: Any) -> None:
+    def __init__(
+        self,
+        *,
+        config: str,
+        env: dict[str, str],
+        port: int,
+        log_path: Any,
+        python: str | None = None,
+    ) -> None:
         import os
         import sys
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._argv = [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "selfheal.cli.main",
             "serve",

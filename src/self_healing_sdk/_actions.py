@@ -42,6 +42,38 @@ IDEMPOTENCY_MEMORY = 1000
 DETAIL_LIMIT = 200
 
 
+def config_update_handler(apply: Callable[[str, Any], Any]) -> ActionHandler:
+    """The ``config_update`` action: params ``{"key": str, "value": any JSON}``.
+
+    ``apply(key, value)`` changes the setting; its return value is the result.
+    Params of another shape fail the action (500) without calling ``apply``.
+    """
+
+    def handler(params: dict[str, Any], incident_id: int) -> Any:
+        key = params.get("key")
+        if not isinstance(key, str) or not key or "value" not in params:
+            raise ValueError('config_update needs params {"key": "<name>", "value": <value>}')
+        return apply(key, params["value"])
+
+    return handler
+
+
+def degrade_handler(degrade: Callable[[int], Any]) -> ActionHandler:
+    """The ``degrade`` action: params ``{"level": int >= 0}`` (0 is full service).
+
+    ``degrade(level)`` sheds optional work down to that level; its return value
+    is the result. A missing or bad level fails the action without calling it.
+    """
+
+    def handler(params: dict[str, Any], incident_id: int) -> Any:
+        level = params.get("level", 1)
+        if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+            raise ValueError('degrade needs params {"level": <integer >= 0>}')
+        return degrade(level)
+
+    return handler
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> WebhookResponse:
     body = {"ok": False, "error": {"code": code, "message": message}, "detail": message}
     return WebhookResponse(status, body | extra)

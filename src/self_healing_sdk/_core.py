@@ -26,7 +26,13 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from self_healing_sdk._actions import ActionHandler, ActionRegistry, WebhookDispatcher
+from self_healing_sdk._actions import (
+    ActionHandler,
+    ActionRegistry,
+    WebhookDispatcher,
+    config_update_handler,
+    degrade_handler,
+)
 from self_healing_sdk._delivery import Outbox, Outcome, Push, error_message
 from self_healing_sdk._figures import FigureCollector, Figures, MetricsHook
 from self_healing_sdk._models import AgentView, HealthStatus, WebhookResponse
@@ -99,6 +105,18 @@ class AgentCore:
             return handler
 
         return register
+
+    def on_config_update(self, apply: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+        """Decorator: ``apply(key, value)`` handles the ``config_update`` action
+        (params ``{"key", "value"}``, checked before it is called)."""
+        self._actions.add("config_update", config_update_handler(apply))
+        return apply
+
+    def on_degrade(self, degrade: Callable[[int], Any]) -> Callable[[int], Any]:
+        """Decorator: ``degrade(level)`` handles the ``degrade`` action (params
+        ``{"level": int >= 0}``, checked before it is called; 0 is full service)."""
+        self._actions.add("degrade", degrade_handler(degrade))
+        return degrade
 
     def add_action(self, name: str, handler: ActionHandler) -> None:
         """Register an action handler without the decorator."""

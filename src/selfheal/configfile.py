@@ -11,7 +11,7 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,8 +33,10 @@ from selfheal.types import IncidentType, Severity
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+M = TypeVar("M", bound=BaseModel)
 _SERVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ACTION_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+PLUGIN_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 
 
 def parse_duration(value: Any) -> float:
@@ -81,18 +84,27 @@ class ThresholdOverrides(Strict):
 class RemediationSpec(Strict):
     """How one named action is carried out for one service.
 
-    Exactly one of ``exec`` (a local command; a string runs through ``/bin/sh``,
-    a list runs as is) or ``webhook`` (a signed call to the service's webhook).
+    At most one of ``exec`` (a local command; a string runs through ``/bin/sh``,
+    a list runs as is) or ``executor`` (a plugin of ``selfheal.executors``, with
+    its ``options``); with neither, a signed call to the service's webhook.
     """
 
     exec: str | list[str] | None = None
     webhook: bool | None = None
+    plugin: str | None = Field(default=None, alias="executor", pattern=PLUGIN_NAME)
+    options: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = None
     # names of the agent's environment variables the command may see (besides PATH, HOME)
     env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]] = Field(
         default_factory=list
     )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RemediationSpec:
+        if self.exec is not None and self.plugin is not None:
+            raise ValueError("give either exec or executor, not both")
+        return self
 
     @field_validator("exec")
     @classmethod
@@ -102,8 +114,10 @@ class RemediationSpec(Strict):
         return value
 
     @property
-    def executor(self) -> Literal["exec", "webhook"]:
+    def executor(self) -> str:
         """Which executor carries this action out."""
+        if self.plugin is not None:
+            return self.plugin
         return "exec" if self.exec is not None else "webhook"
 
 
@@ -129,7 +143,9 @@ class ServiceConfig(Strict):
 
     id: str = Field(pattern=_SERVICE_ID)
     name: str | None = Field(default=None, max_length=200)
-    health_url: str
+    health_url: str | None = None
+    # a plugin check instead of the HTTP probe: {type: NAME, ...the check's options}
+    check: dict[str, Any] | None = None
     webhook_url: str | None = None
     secret: str | None = Field(default=None, min_length=1, max_length=512, repr=False)
     interval: Duration | None = Field(default=None, gt=0)
@@ -162,6 +178,30 @@ class ServiceConfig(Strict):
     def _http_urls(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
 
+    @field_validator("check")
+    @classmethod
+    def _check_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        kind = value.get("type")
+        if not isinstance(kind, str) or not re.match(PLUGIN_NAME, kind):
+            raise ValueError("a check needs a type, e.g. {type: tcp, address: 127.0.0.1:5432}")
+        return value
+
+    @model_validator(mode="after")
+    def _probed_somehow(self) -> ServiceConfig:
+        if self.health_url is None and self.check is None:
+            raise ValueError("a service needs a health_url or a check")
+        return self
+
+    @property
+    def target(self) -> str:
+        """What is probed, for display and storage: the health URL or ``type:options``."""
+        if self.health_url is not None:
+            return self.health_url
+        assert self.check is not None
+        return check_target(self.check)
+
 
 class CatalogAction(Strict):
     """One candidate fix in the catalog, with optional parameters."""
@@ -183,7 +223,7 @@ class CatalogEntryConfig(Strict):
         ]
 
 
-ChannelType = Literal["webhook", "slack", "teams", "pagerduty", "email"]
+BUILTIN_CHANNELS = ("webhook", "slack", "teams", "pagerduty", "email")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
@@ -196,7 +236,8 @@ class NotificationConfig(Strict):
     """
 
     name: str = Field(pattern=_SERVICE_ID)
-    type: ChannelType = "webhook"
+    type: str = Field(default="webhook", pattern=PLUGIN_NAME)  # or a plugin's name
+    options: dict[str, Any] = Field(default_factory=dict)  # a plugin channel's options
     url: str | None = None
     secret: str | None = Field(default=None, min_length=8, repr=False)
     routing_key: str | None = Field(default=None, min_length=1, repr=False)
@@ -216,6 +257,8 @@ class NotificationConfig(Strict):
 
     @model_validator(mode="after")
     def _required_per_type(self) -> NotificationConfig:
+        if self.type not in BUILTIN_CHANNELS:
+            return self  # a plugin's options are validated by its own model
         needed = {
             "webhook": ("url",),
             "slack": ("url",),
@@ -338,6 +381,25 @@ class FileConfig(Strict):
     catalog: list[CatalogEntryConfig] = Field(default_factory=list)
     notifications: list[NotificationConfig] = Field(default_factory=list)
     silences: list[SilenceConfig] = Field(default_factory=list)
+    # where it was read from, so later checks (plugin options) can name file and line
+    _source: str = PrivateAttr(default="<config>")
+    _root: Any = PrivateAttr(default=None)
+
+    def error_at(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
+        """A ``ConfigError`` naming the file, the line and the field at ``loc``."""
+        return ConfigError(f"{self._source}:{_line_of(self._root, loc)}: {_dotted(loc)}: {message}")
+
+    def validate_at(self, loc: tuple[str | int, ...], model: type[M], data: Any) -> M:
+        """Validate ``data`` (found at ``loc``) with a plugin's model; errors name the line."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = [
+                f"{self._source}:{_line_of(self._root, (*loc, *err['loc']))}: "
+                f"{_dotted((*loc, *err['loc']))}: {_message(err)}"
+                for err in exc.errors()
+            ]
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
 
     @field_validator("services")
     @classmethod
@@ -348,6 +410,12 @@ class FileConfig(Strict):
                 raise ValueError(f"service id {svc.id!r} appears twice")
             seen.add(svc.id)
         return services
+
+
+def check_target(check: dict[str, Any]) -> str:
+    """A short text naming what a plugin check probes (``tcp:127.0.0.1:5432``)."""
+    shown = [str(v) for k, v in check.items() if k != "type" and isinstance(v, str | int)]
+    return f"{check['type']}:{' '.join(shown)}"[:2048]
 
 
 def load_config_file(path: Path) -> FileConfig:
@@ -375,7 +443,9 @@ def parse_config(text: str, *, source: str = "<config>") -> FileConfig:
         raise ConfigError(f"{source}:1: the config must be a mapping with keys like 'services:'")
     try:
         data = _expand_env(data, path=())
-        return FileConfig.model_validate(data)
+        config = FileConfig.model_validate(data)
+        config._source, config._root = source, root
+        return config
     except _MissingEnvError as exc:
         line = _line_of(root, exc.path)
         raise ConfigError(

@@ -4,6 +4,7 @@
 
     SelfhealError
     ├── ConfigError                 settings or config file are wrong (start-up refuses)
+    │   └── PluginError             a plugin does not import, is of another API version, or twice
     ├── StorageError                the database failed or is unreachable
     ├── ApiError                    maps onto an HTTP status and the {"error": ...} body
     │   ├── BadRequestError         400
@@ -32,6 +33,10 @@ class SelfhealError(Exception):
 
 class ConfigError(SelfhealError):
     """The configuration is invalid."""
+
+
+class PluginError(ConfigError):
+    """A plugin could not be loaded."""
 
 
 class StorageError(SelfhealError):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from selfheal.config import Settings
 from selfheal.configfile import ProcessConfig, RemediationSpec, ThresholdOverrides
 from selfheal.logging import REDACTED
+from selfheal.plugin_api import ServiceInfo
 from selfheal.types import ServiceKey
 
 # what the agent can do itself to a process it supervises, or to a container
@@ -76,6 +77,20 @@ class ServiceSpec:
     recovery_probes: int = 1
     process: ProcessConfig | None = None  # started and supervised by the agent
     container: str | None = None  # acted on through the Docker Engine API
+    # a plugin check ({type: NAME, ...options}) instead of the HTTP probe of health_url
+    check: Mapping[str, Any] | None = None
+
+    @property
+    def info(self) -> ServiceInfo:
+        """What a plugin may see of this service (no secret)."""
+        return ServiceInfo(
+            service_id=self.key.service_id,
+            tenant_id=self.key.tenant_id,
+            name=self.name,
+            health_url=self.health_url,
+            tags=self.tags,
+            metadata=self.metadata,
+        )
 
     @property
     def service_id(self) -> str:
@@ -90,17 +105,20 @@ class ServiceSpec:
     def can_run(self, action: str) -> str | None:
         """The executor that would carry ``action`` out here, or None if none can.
 
-        A local command from the config wins; then the agent's own hands (a process
-        it supervises, a container); otherwise a service with a webhook URL and a
-        secret to sign with is asked to do it itself, through its SDK.
+        A local command or a plugin executor from the config wins; then the agent's
+        own hands (a process it supervises, a container); ``notify`` goes to the
+        notification channels; otherwise a service with a webhook URL and a secret
+        to sign with is asked to do it itself, through its SDK.
         """
         spec = self.remediation.get(action)
-        if spec is not None and spec.executor == "exec":
-            return "exec"
+        if spec is not None and spec.executor != "webhook":
+            return spec.executor
         if self.process is not None and action in PROCESS_ACTIONS:
             return "process"
         if self.container is not None and action in CONTAINER_ACTIONS:
             return "docker"
+        if action == "notify":
+            return "notify"  # telling people goes to the channels, not to the service
         if self.webhook_url and self.secret:
             return "webhook"
         return None
@@ -156,6 +174,7 @@ def build_spec(
     recovery_probes: int | None = None,
     process: ProcessConfig | None = None,
     container: str | None = None,
+    check: Mapping[str, Any] | None = None,
 ) -> ServiceSpec:
     """Fill every unset per-service value from the global settings."""
     interval = interval or settings.CHECK_INTERVAL
@@ -182,4 +201,5 @@ def build_spec(
         recovery_probes=recovery_probes or settings.RECOVERY_PROBES,
         process=process,
         container=container,
+        check=dict(check) if check else None,
     )

@@ -26,6 +26,7 @@ from self_healing_sdk.signing import ReplayGuard, SignatureError, sign, verify
 from selfheal.api.app import create_app
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig
+from selfheal.plugins import Plugins
 from selfheal.runtime.agent import Agent
 
 HEALTHY: dict[str, Any] = {"status": "ok", "cpu": 10.0, "memory": 40.0, "error_rate": 0.0}
@@ -208,10 +209,15 @@ class FakeService:
 class AgentServer:
     """The agent with its API under uvicorn on a loopback port, inside the current loop."""
 
-    def __init__(self, settings: Settings, file_config: FileConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        file_config: FileConfig | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
         self.port = free_port()
         self.settings = settings.model_copy(update={"HOST": "127.0.0.1", "PORT": self.port})
-        self.agent = Agent(self.settings, file_config=file_config)
+        self.agent = Agent(self.settings, file_config=file_config, plugins=plugins)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 

@@ -45,6 +45,13 @@ class IncidentType(StrEnum):
     DEGRADED = "degraded"
     FLAPPING = "flapping"  # changes between healthy and not too often: never auto-fixed
     ANOMALY = "anomaly"  # a learned baseline says a metric behaves unusually
+    # from the plugin checks: a TCP port, a command, a TLS certificate
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    EXEC_FAILED = "exec_failed"
+    EXEC_TIMEOUT = "exec_timeout"
+    CERT_EXPIRING = "cert_expiring"  # people renew certificates: notify, never auto-fix
+    TLS_ERROR = "tls_error"
 
     @property
     def is_outage(self) -> bool:
@@ -52,7 +59,18 @@ class IncidentType(StrEnum):
         return self in _OUTAGES
 
 
-_OUTAGES = frozenset({IncidentType.UNREACHABLE, IncidentType.TIMEOUT, IncidentType.HTTP_ERROR})
+_OUTAGES = frozenset(
+    {
+        IncidentType.UNREACHABLE,
+        IncidentType.TIMEOUT,
+        IncidentType.HTTP_ERROR,
+        IncidentType.CONNECT_REFUSED,
+        IncidentType.CONNECT_TIMEOUT,
+        IncidentType.EXEC_FAILED,
+        IncidentType.EXEC_TIMEOUT,
+        IncidentType.TLS_ERROR,
+    }
+)
 
 
 class Severity(StrEnum):

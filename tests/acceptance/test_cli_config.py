@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -56,7 +57,11 @@ def test_unknown_and_missing_fields(tmp_path: Path) -> None:
     code, output = run("check-config", str(path))
     assert code == 2
     assert f"{path}:3: services[0].helth_url: unknown field" in output
-    assert "services[0].health_url: required field is missing" in output
+    # health_url is needed unless a check plugin probes the service instead
+    path.write_text("services:\n  - id: x\n")
+    code, output = run("check-config", str(path))
+    assert code == 2
+    assert f"{path}:2: services[0]: a service needs a health_url or a check" in output
 
 
 def test_missing_environment_variable(tmp_path: Path) -> None:
@@ -94,3 +99,21 @@ def test_mongo_uri_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
+
+
+def test_serve_refuses_to_start_when_a_plugin_fails_to_import(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # an installed distribution (its dist-info on sys.path) whose executor cannot import
+    info = tmp_path / "site" / "broken_plugin-1.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text("[selfheal.executors]\nfix = no_such_module_q:Fix\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    code, output = run("serve", "--port", "1")
+    assert code == 2
+    assert "plugin 'fix' (selfheal.executors) from package broken-plugin 1.2" in output
+    assert "failed to import: ModuleNotFoundError" in output

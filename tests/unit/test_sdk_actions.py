@@ -189,3 +189,47 @@ def test_registering_an_action_twice_is_an_error() -> None:
         registry.add("restart", lambda p, i: None)
     with pytest.raises(ValueError, match="name"):
         registry.add("", lambda p, i: None)
+
+
+def test_config_update_and_degrade_handlers_get_checked_params() -> None:
+    agent = SelfHealingAgent("http://127.0.0.1:9", "team-a", SERVICE, SECRET, api_key="k")
+    settings: dict[str, Any] = {}
+    levels: list[int] = []
+
+    @agent.on_config_update
+    def apply(key: str, value: Any) -> dict[str, Any]:
+        settings[key] = value
+        return {"applied": key}
+
+    @agent.on_degrade
+    def degrade(level: int) -> dict[str, Any]:
+        levels.append(level)
+        return {"level": level}
+
+    answer = agent.handle_webhook(
+        *delivery("config_update", 11, params={"key": "safe_mode", "value": True})
+    )
+    assert answer.status == 200
+    assert answer.body["result"] == {"applied": "safe_mode"}
+    assert settings == {"safe_mode": True}
+
+    answer = agent.handle_webhook(*delivery("degrade", 12, params={"level": 2}))
+    assert answer.status == 200
+    assert answer.body["result"] == {"level": 2}
+
+    bad = agent.handle_webhook(*delivery("config_update", 13, params={"value": 1}))
+    assert bad.status == 500
+    assert 'needs params {"key"' in bad.body["error"]["message"]
+    bad = agent.handle_webhook(*delivery("degrade", 14, params={"level": -1}))
+    assert bad.status == 500
+    assert levels == [2]
+
+
+def test_default_catalog_carries_degrade_and_config_update_with_params() -> None:
+    from selfheal.decisions.catalog import default_entries
+
+    entries = default_entries()
+    assert ("degrade", {"level": 1}) in entries["high_latency"]
+    assert ("degrade", {"level": 1}) in entries["high_cpu"]
+    assert ("config_update", {"key": "safe_mode", "value": True}) in entries["high_error_rate"]
+    assert entries["cert_expiring"] == []

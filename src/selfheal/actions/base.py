@@ -1,18 +1,42 @@
-"""The executor contract. An executor only executes; verification is its own stage."""
+"""The executor contract. An executor only executes; verification is its own stage.
+
+The public half (``ActionResult``, the request a plugin sees) lives in
+``selfheal.plugin_api``; built-in executors get this richer request, which also
+carries the service's full spec.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from selfheal.plugin_api import ActionResult, PluginContext, ServiceInfo
 from selfheal.services import ServiceSpec
 
 OUTPUT_LIMIT = 4096
 
+__all__ = [
+    "OUTPUT_LIMIT",
+    "ActionRequest",
+    "ActionResult",
+    "BuiltinContext",
+    "Executor",
+    "truncate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinContext(PluginContext):
+    """The public plugin context plus what only built-in plugins use."""
+
+    notifier: Any = None  # the agent's Notifier (the ``notify`` executor sends through it)
+    sessions: Any = None  # the outbound-policy aiohttp sessions (the ``webhook`` executor)
+    workloads: Any = None  # supervised processes and containers (``process``, ``docker``)
+
 
 @dataclass(frozen=True, slots=True)
 class ActionRequest:
-    """Everything an executor needs for one run."""
+    """Everything an executor needs for one run (satisfies ``plugin_api.ActionRequest``)."""
 
     spec: ServiceSpec
     action: str
@@ -21,25 +45,16 @@ class ActionRequest:
     action_id: int
     idempotency_key: str
     timeout: float
+    options: Any = None  # the executor plugin's validated options for this service
 
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What the executor reports. ``ok`` means "done as asked", not "service healed"."""
-
-    ok: bool
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Stored on the action row."""
-        return {"ok": self.ok, "detail": self.detail} | self.data
+    @property
+    def service(self) -> ServiceInfo:
+        """The service as a plugin sees it."""
+        return self.spec.info
 
 
 class Executor(Protocol):
-    """A way of carrying actions out (entry point group ``selfheal.actions``)."""
-
-    name: str
+    """A way of carrying actions out (entry point group ``selfheal.executors``)."""
 
     async def execute(self, request: ActionRequest) -> ActionResult:
         """Run the action once. Raise ``ActionError`` or return ok=False on failure.

@@ -292,17 +292,3 @@ class EmailChannel:
             if self.config.username and self.config.password:
                 smtp.login(self.config.username, self.config.password)
             smtp.send_message(message)
-
-
-def build_channel(client: httpx.AsyncClient, config: NotificationConfig) -> Channel:
-    """The channel object for one configured channel."""
-    if config.type == "email":
-        return EmailChannel(config)
-    kinds: dict[str, type[_HttpChannel]] = {
-        "webhook": WebhookChannel,
-        "slack": SlackChannel,
-        "teams": TeamsChannel,
-        "pagerduty": PagerDutyChannel,
-    }
-    channel: Channel = kinds[config.type](client, config)  # type: ignore[assignment]
-    return channel

@@ -6,12 +6,16 @@ The heal loop escalates through a ``Notifier`` once per incident group; the
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from selfheal.actions.base import ActionRequest, ActionResult
-from selfheal.actions.channels import Channel, Notice, build_channel
+from selfheal import plugin_api
+from selfheal.actions.base import ActionRequest, ActionResult, BuiltinContext
+from selfheal.actions.channels import Channel, Notice
 from selfheal.configfile import NotificationConfig
 from selfheal.logging import get_logger
+from selfheal.plugins import Plugins, load_plugins
 from selfheal.types import Severity
 
 log = get_logger(__name__)
@@ -20,8 +24,31 @@ log = get_logger(__name__)
 class Notifier:
     """Every configured channel, and delivery that reports instead of raising."""
 
-    def __init__(self, client: httpx.AsyncClient, configs: list[NotificationConfig]) -> None:
-        self._channels: list[Channel] = [build_channel(client, c) for c in configs]
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        configs: list[NotificationConfig],
+        plugins: Plugins | None = None,
+    ) -> None:
+        plugins = plugins or load_plugins()
+        self._channels: list[Channel] = [
+            _build_channel(client, config, plugins, self.notify_plugin) for config in configs
+        ]
+
+    async def notify_plugin(self, notice: plugin_api.Notice) -> list[str]:
+        """``PluginContext.notify``: a plugin's notice to every channel that wants it."""
+        return await self.send(
+            Notice(
+                kind=notice.kind,
+                tenant_id="default",
+                group_id=0,
+                title=notice.title,
+                severity=Severity(notice.severity),
+                reason=notice.reason,
+                services=list(notice.services),
+                link=notice.link,
+            )
+        )
 
     @property
     def channels(self) -> list[str]:
@@ -84,3 +111,39 @@ class NotifyExecutor:
         if delivered:
             return ActionResult(True, f"delivered to {', '.join(delivered)}")
         return ActionResult(False, "no channel accepted the notification")
+
+
+class _PluginChannel:
+    """A third-party channel behind the internal ``Channel`` interface."""
+
+    def __init__(self, config: NotificationConfig, channel: plugin_api.Channel) -> None:
+        self.config = config
+        self._channel = channel
+
+    async def deliver(self, notice: Notice, *, timeout: float) -> None:
+        """Hand the plugin the public form of the notice."""
+        public = plugin_api.Notice(
+            kind=notice.kind,
+            title=notice.headline,
+            severity=notice.severity.value,
+            reason=notice.reason,
+            services=tuple(notice.services),
+            dedup_key=notice.dedup_key,
+            link=notice.link,
+        )
+        await self._channel.deliver(public, timeout=timeout)
+
+
+def _build_channel(
+    client: httpx.AsyncClient, config: NotificationConfig, plugins: Plugins, notify: Any
+) -> Channel:
+    """The channel for one configured notification, from its plugin factory."""
+    factory = plugins.channels.get(config.type)
+    if factory is None:
+        raise plugins.missing("channels", config.type)
+    if getattr(factory, "builtin", False):
+        built: Channel = factory(BuiltinContext(http=client, notify=notify, options=config))
+        return built
+    model = factory.options_model
+    options = model.model_validate(config.options) if model is not None else None
+    return _PluginChannel(config, factory(plugin_api.PluginContext(client, notify, options)))

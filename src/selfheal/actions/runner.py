@@ -9,9 +9,11 @@ at the stage boundary, and recorded on the action; it never stops the agent.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from structlog.contextvars import bound_contextvars
 
 from selfheal.actions.base import ActionRequest, ActionResult, Executor
@@ -50,6 +52,7 @@ class ActionRunner:
         metrics: AgentMetrics | None,
         default_timeouts: dict[str, float],
         raise_errors: bool = False,
+        options_models: Mapping[str, type[BaseModel] | None] | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -57,6 +60,8 @@ class ActionRunner:
         self._metrics = metrics
         self._timeouts = default_timeouts
         self._raise = raise_errors
+        # executor plugins' option models: the service's options are validated per run
+        self._models = options_models or {}
 
     async def run(
         self,
@@ -99,6 +104,7 @@ class ActionRunner:
             action_id=row.id,
             idempotency_key=key,
             timeout=timeout,
+            options=remediation.options if remediation else None,
         )
         with bound_contextvars(action_id=row.id, action=decision.action):
             self._bus.publish(ev.ACTION_STARTED, spec.tenant_id, _event(request, decision.executor))
@@ -127,6 +133,12 @@ class ActionRunner:
         executor = self._executors.get(executor_name)
         if executor is None:
             return ActionResult(False, f"no executor named {executor_name!r} is loaded")
+        model = self._models.get(executor_name)
+        if model is not None:
+            try:
+                request = replace(request, options=model.model_validate(request.options or {}))
+            except ValidationError as exc:
+                return ActionResult(False, f"invalid options for {executor_name}: {exc}"[:1000])
         try:
             # the executor has the timeout too; this outer one stops a plugin that ignores it
             return await asyncio.wait_for(executor.execute(request), request.timeout + 2.0)

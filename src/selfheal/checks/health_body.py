@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from selfheal.checks.sample import Sample
@@ -27,8 +28,12 @@ def apply_health_body(sample: Sample, body: bytes) -> None:
     except ValueError:
         sample.details = {"body_error": "health body is not valid JSON"}
         return
-    if not isinstance(data, dict):
-        return
+    if isinstance(data, dict):
+        apply_health_data(sample, data)
+
+
+def apply_health_data(sample: Sample, data: Mapping[str, Any]) -> None:
+    """Fill the sample's reported figures from already parsed health fields."""
     status = data.get("status")
     if isinstance(status, str) and status.lower() in _STATUSES:
         sample.reported_status = status.lower()

@@ -15,6 +15,13 @@ class Failure(StrEnum):
     UNREACHABLE = "unreachable"  # refused, reset, DNS, TLS
     TIMEOUT = "timeout"
     HTTP_ERROR = "http_error"  # answered, but not 2xx
+    # from the plugin checks (tcp, exec, tls); each is an incident type of its own
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    EXEC_FAILED = "exec_failed"
+    EXEC_TIMEOUT = "exec_timeout"
+    CERT_EXPIRING = "cert_expiring"
+    TLS_ERROR = "tls_error"
 
 
 @dataclass(slots=True)

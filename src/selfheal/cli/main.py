@@ -16,6 +16,7 @@ from selfheal.config import Settings, load_settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.errors import ConfigError, SelfhealError
 from selfheal.logging import configure_logging
+from selfheal.plugins import load_plugins, validate_config
 
 
 def _fail(message: str) -> None:
@@ -52,11 +53,16 @@ def ensure_api_key(settings: Settings) -> tuple[Settings, str | None]:
 
 
 def load_file_config(settings: Settings) -> FileConfig:
-    """The config file named by --config or SELFHEAL_CONFIG, or an empty one."""
-    if settings.SELFHEAL_CONFIG is None:
-        return FileConfig()
+    """The config file named by --config or SELFHEAL_CONFIG, or an empty one; plugins
+    that cannot load, or that refuse their options, stop the start here."""
     try:
-        return load_config_file(settings.SELFHEAL_CONFIG)
+        config = (
+            FileConfig()
+            if settings.SELFHEAL_CONFIG is None
+            else load_config_file(settings.SELFHEAL_CONFIG)
+        )
+        validate_config(config, load_plugins())
+        return config
     except ConfigError as exc:
         _fail(exc.message)
         raise
@@ -100,6 +106,7 @@ def check_config(path: Path) -> None:
     """Validate a config file; exit 0 if it is valid, 2 with the line and field if not."""
     try:
         config = load_config_file(path)
+        validate_config(config, load_plugins())  # plugin names and their options too
     except ConfigError as exc:
         _fail(exc.message)
         return

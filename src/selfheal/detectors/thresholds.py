@@ -31,7 +31,9 @@ def evaluate(sample: Sample, limits: Thresholds) -> tuple[Symptom, ...]:
     """Every symptom a sample shows; the empty tuple (shared, no allocation) if healthy."""
     if not sample.ok:
         failure = sample.failure or Failure.UNREACHABLE
-        return (Symptom(_FAILURE_TYPES[failure], sample.error or failure.value),)
+        # the plugin checks' failures share their names with their incident types
+        kind = _FAILURE_TYPES.get(failure) or IncidentType(failure.value)
+        return (Symptom(kind, sample.error or failure.value),)
     found: list[Symptom] | None = None
 
     def add(symptom: Symptom) -> None:

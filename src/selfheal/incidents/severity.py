@@ -17,6 +17,12 @@ _BASE = {
     IncidentType.DEGRADED: Severity.MEDIUM,
     IncidentType.FLAPPING: Severity.HIGH,
     IncidentType.ANOMALY: Severity.LOW,
+    IncidentType.CONNECT_REFUSED: Severity.HIGH,
+    IncidentType.CONNECT_TIMEOUT: Severity.HIGH,
+    IncidentType.EXEC_FAILED: Severity.HIGH,
+    IncidentType.EXEC_TIMEOUT: Severity.HIGH,
+    IncidentType.CERT_EXPIRING: Severity.MEDIUM,
+    IncidentType.TLS_ERROR: Severity.HIGH,
 }
 _ORDER = list(Severity)
 

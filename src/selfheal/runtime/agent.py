@@ -17,14 +17,13 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from selfheal.actions.base import Executor
-from selfheal.actions.command import CommandExecutor
-from selfheal.actions.notify import Notifier, NotifyExecutor
+from selfheal.actions.base import BuiltinContext, Executor
+from selfheal.actions.notify import Notifier
 from selfheal.actions.runner import ActionRunner
-from selfheal.actions.webhook import WebhookExecutor
 from selfheal.auth import KeyStore
 from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
 from selfheal.checks.http import HttpProbe
+from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
 from selfheal.config import Settings
@@ -59,6 +58,9 @@ from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger, redact_url
 from selfheal.metrics import AgentMetrics
 from selfheal.outbound import OutboundPolicies, OutboundSessions
+from selfheal.plugin_api import PluginContext
+from selfheal.plugins import Plugins, load_plugins, validate_config
+from selfheal.plugins import build as build_plugins
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.runtime.workloads import Workloads
@@ -99,10 +101,14 @@ class Agent:
         *,
         file_config: FileConfig | None = None,
         registry: CollectorRegistry | None = None,
+        plugins: Plugins | None = None,
     ) -> None:
         if file_config is None and settings.SELFHEAL_CONFIG is not None:
             file_config = load_config_file(settings.SELFHEAL_CONFIG)
         self.file_config = file_config or FileConfig()
+        # a plugin that cannot load, or options it refuses, stop the start here
+        self.plugins = plugins or load_plugins()
+        validate_config(self.file_config, self.plugins)
         self.settings = apply_file_policies(settings, self.file_config)
         self.policies = resolve_policies(self.settings, self.file_config.policies)
         self.registry = registry or CollectorRegistry()
@@ -177,7 +183,9 @@ class Agent:
         )
         # operator-configured notification channels only; tenants' URLs use the sessions
         self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        probe = HttpProbe(self._sessions)
+        self.notifier = Notifier(self._http, self.file_config.notifications, self.plugins)
+        self._plugin_context = PluginContext(http=self._http, notify=self.notifier.notify_plugin)
+        probe = ProbeRouter(HttpProbe(self._sessions), self.plugins, self._plugin_context)
         self.scheduler = Scheduler(
             probe=probe,
             on_sample=self.monitor.observe,
@@ -193,7 +201,6 @@ class Agent:
             bus=self.bus,
             outbound=self.outbound,
         )
-        self.notifier = Notifier(self._http, self.file_config.notifications)
         self._build_healing()
         await self._load_identity_and_catalog()
         await self.controls.load(self.file_config.silences)
@@ -239,12 +246,16 @@ class Agent:
             silence_for=self._silence_for,
             on_resolved=self._on_resolved,
         )
-        executors: dict[str, Executor] = {
-            "webhook": WebhookExecutor(self._sessions),
-            "exec": CommandExecutor(),
-            "notify": NotifyExecutor(self.notifier),
-            **self.workloads.executors(),
-        }
+        builtin = BuiltinContext(
+            http=self._plugin_context.http,
+            notify=self.notifier.notify_plugin,
+            notifier=self.notifier,
+            sessions=self._sessions,
+            workloads=self.workloads,
+        )
+        executors: dict[str, Executor] = build_plugins(
+            self.plugins.executors, self._plugin_context, builtin
+        )
         runner = ActionRunner(
             db=self.db,
             bus=self.bus,
@@ -255,6 +266,7 @@ class Agent:
                 "exec": self.settings.EXEC_TIMEOUT,
                 "notify": self.settings.WEBHOOK_TIMEOUT,
             },
+            options_models={n: f.options_model for n, f in self.plugins.executors.items()},
         )
         backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
         self.healer = Healer(

@@ -126,6 +126,7 @@ class FleetManager:
             # only the config file sets these (the API cannot start commands)
             process=_stored_process(self._box, opts.get("process"), key),
             container=opts.get("container"),
+            check=opts.get("check"),
             tags=list(row.tags or ()),
             metadata=row.meta or {},
             # learned thresholds (applied only when enabled) never beat the operator's
@@ -386,7 +387,7 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
     """A config-file service as ``FleetManager.upsert`` arguments."""
     return {
         "name": svc.name,
-        "health_url": svc.health_url,
+        "health_url": svc.target,
         "webhook_url": svc.webhook_url,
         "secret": svc.secret,
         "tags": svc.tags,
@@ -402,12 +403,14 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "grace": svc.grace,
             "recovery_probes": svc.recovery_probes,
             "heartbeat_timeout": svc.heartbeat_timeout,
+            "check": svc.check,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,
             "process": svc.process.model_dump() if svc.process else None,
             "container": svc.container,
         },
         "remediation": {
-            name: spec.model_dump(exclude_none=True) for name, spec in svc.remediation.items()
+            name: spec.model_dump(exclude_none=True, by_alias=True)
+            for name, spec in svc.remediation.items()
         },
     }
 
