@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     SELFHEAL_CONFIG: Path | None = None
     DATA_DIR: Path = Path(".selfheal")
+    # database waits (PostgreSQL): past them a request answers 503 instead of hanging
+    DB_CONNECT_TIMEOUT: float = Field(default=2.0, gt=0, le=60)
+    DB_STATEMENT_TIMEOUT: float = Field(default=3.0, gt=0, le=600)
+    DB_POOL_TIMEOUT: float = Field(default=2.0, gt=0, le=60)
 
     # checks and detection
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)

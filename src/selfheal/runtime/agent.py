@@ -59,7 +59,7 @@ from selfheal.metrics import AgentMetrics
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.services import ServiceSpec
-from selfheal.storage.db import Database
+from selfheal.storage.db import Database, db_timeouts
 from selfheal.storage.repositories import catalog as catalog_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import learning as learning_repo
@@ -105,7 +105,7 @@ class Agent:
         self.metrics = AgentMetrics(self.registry)
         self.bus = EventBus()
         self.bus.add_listener(self.metrics.on_event)
-        self.db = Database(self.settings.DATABASE_URL)
+        self.db = Database(self.settings.DATABASE_URL, timeouts=db_timeouts(self.settings))
         self.keys = KeyStore()
         self.box = SecretBox(self.settings.secret_key())
         self.started_at: float | None = None

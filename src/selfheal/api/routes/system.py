@@ -23,6 +23,18 @@ async def health(agent: AgentDep) -> dict[str, Any]:
     return {"status": "ok" if agent.failed is None else "failing", "version": __version__}
 
 
+@router.get(
+    "/health/ready",
+    summary="Readiness: the agent can reach its database (no key needed)",
+    responses={503: {"description": "The database is unreachable (Retry-After set)"}},
+)
+async def ready(agent: AgentDep) -> dict[str, Any]:
+    """200 when one round trip to the database succeeds within the database timeouts;
+    503 ``database_unavailable`` otherwise, as any route needing the database answers."""
+    await agent.db.ping()
+    return {"status": "ready", "database": "sqlite" if agent.db.is_sqlite else "postgresql"}
+
+
 @router.get("/metrics", summary="Prometheus metrics (no key needed)")
 async def metrics(agent: AgentDep) -> Response:
     """The Prometheus text exposition of the agent's registry."""
