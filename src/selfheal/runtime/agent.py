@@ -56,6 +56,7 @@ from selfheal.learning.thresholds import applicable
 from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
+from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.services import ServiceSpec
@@ -107,6 +108,7 @@ class Agent:
         self.bus.add_listener(self.metrics.on_event)
         self.db = Database(self.settings.DATABASE_URL, timeouts=db_timeouts(self.settings))
         self.keys = KeyStore()
+        self.replays = open_replay_store(self.db, self.settings.REDIS_URL)
         self.box = SecretBox(self.settings.secret_key())
         self.started_at: float | None = None
         self.failed: BaseException | None = None
@@ -311,6 +313,7 @@ class Agent:
             await self._probe_session.close()
         if self._http is not None:
             await self._http.aclose()
+        await self.replays.close()
         await self.db.close()
         log.info("agent_stopped")
 
