@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     API_KEY_HEADER: str = "X-API-Key"
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
+    # failed authentications a client address may make per minute before 429
+    AUTH_FAILURES_PER_MINUTE: int = Field(default=30, ge=1, le=100_000)
 
     # logging and extras
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

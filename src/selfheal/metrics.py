@@ -86,6 +86,13 @@ class AgentMetrics:
             ["type"],
             registry=registry,
         )
+        self.auth_failures = Counter(
+            "agent_auth_failures",
+            "Requests refused for their API key: missing_key, wrong_key, or throttled "
+            "(a client past its budget of failures, answered 429).",
+            ["reason"],
+            registry=registry,
+        )
         info = Gauge("agent_info", "Always 1; the agent's version.", ["version"], registry=registry)
         info.labels(version=__version__).set(1)
         self._outcomes = [0, 0]  # recovered, not recovered

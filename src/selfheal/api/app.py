@@ -19,6 +19,7 @@ from selfheal import __version__
 from selfheal.api.errors import install_error_handlers
 from selfheal.api.middleware import BodyLimitMiddleware
 from selfheal.api.routes import api_router
+from selfheal.auth import FailureThrottle
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
@@ -64,6 +65,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.agent = the_agent
+    app.state.auth_throttle = FailureThrottle(per_minute=settings.AUTH_FAILURES_PER_MINUTE)
     install_error_handlers(app)
     app.include_router(api_router)
     install_dashboard(app)
@@ -101,6 +103,7 @@ def _openapi(app: FastAPI, header: str) -> dict[str, Any]:
             if path not in PUBLIC_PATHS:
                 operation["security"] = [{"ApiKey": []}]
                 operation.setdefault("responses", {}).setdefault("401", error)
+                operation["responses"].setdefault("429", error)
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = error
