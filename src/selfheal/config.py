@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
     # failed authentications a client address may make per minute before 429
     AUTH_FAILURES_PER_MINUTE: int = Field(default=30, ge=1, le=100_000)
+    # /metrics without a key, every tenant's series (a scraper on a private network)
+    METRICS_PUBLIC: bool = False
 
     # logging and extras
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
