@@ -24,6 +24,7 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
 from selfheal.web import install as install_dashboard
+from selfheal.web.apidocs import install as install_api_docs
 
 PUBLIC_PATHS = frozenset({"/health", "/health/ready"})
 
@@ -62,6 +63,7 @@ def create_app(
         lifespan=lifespan,
         middleware=_middleware(settings),
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served from the package below, not from a CDN
         redoc_url=None,
     )
     app.state.agent = the_agent
@@ -69,6 +71,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     install_dashboard(app)
+    install_api_docs(app)
     app.openapi = lambda: _openapi(app, settings.API_KEY_HEADER)  # type: ignore[method-assign]
     return app
 
