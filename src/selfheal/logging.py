@@ -66,6 +66,9 @@ def configure_logging(
     root.setLevel(level)
     # the access log repeats what our own request logging says, at one line per probe
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Alembic's "setup plugin ..." and "Context impl ..." lines at every start; a
+    # schema change is logged by storage.db as database_migrated instead
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

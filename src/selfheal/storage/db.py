@@ -10,6 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -23,8 +24,10 @@ from sqlalchemy.util import await_only
 
 from selfheal.config import Settings
 from selfheal.errors import StorageError
+from selfheal.logging import get_logger
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +198,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    # Alembic's own INFO lines are silenced (selfheal.logging); a change is said here
+    before = MigrationContext.configure(connection).get_current_revision()
     command.upgrade(alembic_config(connection), "head")
+    after = MigrationContext.configure(connection).get_current_revision()
+    if after != before:
+        log.info("database_migrated", from_revision=before, to_revision=after)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,6 +1,6 @@
 """push replay signatures (issue 10: a replayed push is refused after a restart)
 
-Revision ID: 0004_push_signatures
+Revision ID: 0004_replay_cache
 Revises: 0003
 Create Date: 2026-12-02 05:20:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_push_signatures"
+revision = "0004_replay_cache"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
