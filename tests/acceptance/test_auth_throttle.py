@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
@@ -67,13 +68,21 @@ async def test_a_flood_of_wrong_keys_is_throttled_and_the_right_key_works(
             assert (await neighbour.get("/api/services")).status_code == 200
             # another address has its own budget
             assert (await neighbour_typo.get("/api/services")).status_code == 401
+            # the live feed's WebSocket shares the budget: closed with 4429 while throttled
+            ws_url = server.url.replace("http://", "ws://") + "/api/events/ws"
+            async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+                await ws.send_json({"api_key": WRONG_KEY})
+                answer = await ws.receive_json(timeout=5)
+                assert answer["error"]["code"] == "too_many_requests"
+                await ws.receive(timeout=5)
+                assert ws.close_code == 4429
         auth_lines = [e for e in logs if str(e["event"]).startswith("auth_")]
         assert 1 <= len(auth_lines) <= 4, auth_lines
         assert any(e["event"] == "auth_throttled" for e in auth_lines)
         assert WRONG_KEY not in repr(logs)
         metrics = (await owner.get("/metrics")).text
         counted = _failures(metrics)
-        assert sum(counted.values()) == FLOOD + 1
-        assert counted["throttled"] == codes.count(429)
+        assert sum(counted.values()) == FLOOD + 2  # the flood, the typo, the WebSocket
+        assert counted["throttled"] == codes.count(429) + 1
         for client in (attacker, owner, neighbour, neighbour_typo):
             await client.aclose()

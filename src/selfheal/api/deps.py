@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
+from starlette.requests import HTTPConnection
 
 from selfheal.auth import FailureThrottle, Principal
-from selfheal.errors import AuthenticationError, BadRequestError, TooManyRequestsError
+from selfheal.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    TooManyRequestsError,
+)
 from selfheal.runtime.agent import Agent
 
 
@@ -31,26 +37,34 @@ def presented_key(request: Request, header: str) -> str | None:
 def get_principal(request: Request) -> Principal:
     """The caller, from its key; 401 without a valid one, 429 after too many failures."""
     agent = get_agent(request)
-    header = agent.settings.API_KEY_HEADER
-    key = presented_key(request, header)
+    key = presented_key(request, agent.settings.API_KEY_HEADER)
     principal = agent.keys.authenticate(key)
-    if principal is not None:
-        return principal
+    if principal is None:
+        raise refusal(request, key)
+    return principal
+
+
+def refusal(connection: HTTPConnection, key: str | None) -> ApiError:
+    """The error for a missing or wrong key (HTTP or WebSocket): counted, throttled
+    per client address, logged by the throttle without the key."""
+    agent: Agent = connection.app.state.agent
+    throttle: FailureThrottle = connection.app.state.auth_throttle
     reason = "missing_key" if key is None else "wrong_key"
-    throttle: FailureThrottle = request.app.state.auth_throttle
-    wait = throttle.refuse(request.client.host if request.client else "unknown", reason)
+    client = connection.client.host if connection.client else "unknown"
+    wait = throttle.refuse(client, reason)
     agent.metrics.auth_failures.labels(reason="throttled" if wait else reason).inc()
     if wait is not None:
-        raise TooManyRequestsError(
+        return TooManyRequestsError(
             "too many requests with a missing or wrong API key from this address; "
             "retry after the seconds in Retry-After",
             retry_after=wait,
         )
-    raise AuthenticationError(
-        f"a valid API key is required in the {header} header (or Authorization: Bearer)"
-        if key is None
-        else "the API key is not valid"
-    )
+    if key is None:
+        header = agent.settings.API_KEY_HEADER
+        return AuthenticationError(
+            f"a valid API key is required in the {header} header (or Authorization: Bearer)"
+        )
+    return AuthenticationError("the API key is not valid")
 
 
 def websocket_agent(websocket: WebSocket) -> Agent:
