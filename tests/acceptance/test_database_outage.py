@@ -90,12 +90,16 @@ async def test_a_blackholed_database_is_a_fast_503(make_settings: Any) -> None:
             started = time.monotonic()
             response = await client.get("/api/services/api")
             assert response.status_code in (200, 503)
-            assert time.monotonic() - started < 5
+            second = time.monotonic() - started
+            assert second < 5
+            print(f"a second request: {response.status_code} after {second:.2f}s")
 
             started = time.monotonic()
             assert (await client.get("/health")).status_code == 200
             ready = await client.get("/health/ready")
-            assert time.monotonic() - started < 5
+            both = time.monotonic() - started
+            assert both < 5
+            print(f"/health 200 and /health/ready {ready.status_code} after {both:.2f}s")
             assert ready.status_code == 503
             assert ready.json()["error"]["code"] == "database_unavailable"
 

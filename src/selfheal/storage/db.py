@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_only
 
 from selfheal.config import Settings
@@ -116,11 +117,21 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
+        # on PostgreSQL a migration may rightly run longer than a request's statement
+        # timeout (an index on a big table): its own connection has the connect bound only
+        engine = self.engine
+        if not self.is_sqlite:
+            engine = create_async_engine(
+                self.url, poolclass=NullPool, connect_args={"timeout": self.timeouts.connect}
+            )
         try:
-            async with self.engine.begin() as conn:
+            async with engine.begin() as conn:
                 await conn.run_sync(_upgrade)
         except OSError as exc:
             raise StorageError(f"cannot reach the database: {exc}") from exc
+        finally:
+            if engine is not self.engine:
+                await engine.dispose()
 
     async def close(self) -> None:
         """Close every pooled connection."""
