@@ -103,7 +103,7 @@ class Client:
 
 async def status_events_published(url: str) -> float:
     async with httpx.AsyncClient() as client:
-        text = (await client.get(f"{url}/metrics")).text
+        text = (await client.get(f"{url}/metrics", headers={"X-API-Key": KEY})).text
     found = re.search(r'^agent_events_total\{type="service.status"\} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
@@ -181,7 +181,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for client in clients:
             client.counting = False
         async with httpx.AsyncClient() as probe:
-            metrics = (await probe.get(f"{url}/metrics")).text
+            metrics = (await probe.get(f"{url}/metrics", headers={"X-API-Key": KEY})).text
         dropped = re.search(r"^agent_live_feed_dropped_events_total (\S+)$", metrics, re.M)
     finally:
         for task in tasks:

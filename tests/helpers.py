@@ -103,13 +103,21 @@ class AgentProcess:
 
 
 class TcpProxy:
-    """A loopback TCP proxy that can be cut, to take a database away and bring it back."""
+    """A loopback TCP proxy that can be cut (refuse) or black-holed (drop), then healed.
+
+    ``cut`` resets connections, as a stopped server does. ``blackhole`` is the
+    nastier outage of a dropped route: connections are still accepted and
+    nothing ever comes back, so only the client's own timeouts end a wait.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._dropping = False
+        # connections that lost bytes while black-holed stay silent: their stream is broken
+        self._poisoned: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -118,6 +126,7 @@ class TcpProxy:
 
     async def cut(self) -> None:
         """Refuse new connections and reset the open ones."""
+        self._dropping = False
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -125,22 +134,41 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        self._poisoned.clear()
+
+    def blackhole(self) -> None:
+        """Accept connections but drop every byte both ways, on open connections too."""
+        self._dropping = True
+        self._poisoned |= self._writers
+
+    def heal(self) -> None:
+        """Forward again on new connections (black-holed ones stay dead, as after a
+        real outage long enough for the peer to give up on them)."""
+        self._dropping = False
 
     async def restore(self) -> None:
         """Accept connections again on the same port."""
         await self.start()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._dropping:
+            await self._swallow(reader, writer)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
+        pair = {writer, up_writer}
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    if self._dropping:
+                        self._poisoned |= pair
+                    if pair & self._poisoned:
+                        continue  # dropped on the floor
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -149,4 +177,17 @@ class TcpProxy:
                 dst.transport.abort()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
+        self._writers -= pair
+        self._poisoned -= pair
+
+    async def _swallow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read and drop until the client gives up."""
+        self._writers.add(writer)
+        try:
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()

@@ -1,10 +1,21 @@
-"""API keys: each belongs to a tenant; only their SHA-256 is held, compared in constant time."""
+"""API keys: each belongs to a tenant; only their SHA-256 is held, compared in constant time.
+
+Failed attempts are throttled per client address (``FailureThrottle``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from selfheal.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +57,81 @@ class KeyStore:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+@dataclass(slots=True)
+class _Client:
+    tokens: float
+    updated: float
+    throttled: bool = False
+    unlogged: int = 0  # refusals since the last log line about this client
+    logged_at: float = float("-inf")
+
+
+class FailureThrottle:
+    """Per-client budget of failed authentications: a token bucket per address.
+
+    Each refusal (missing or wrong key) takes a token; ``per_minute`` tokens
+    refill in a minute, up to ``per_minute`` at once. A client without a token
+    is answered 429 with Retry-After instead of 401, until half its budget is
+    back (about 30 s for a client that keeps going). Only refusals are
+    throttled: a valid key is checked first and always works, from a
+    throttled address too (a shared NAT address must not lock its honest users
+    out; guessing a 192-bit key stays hopeless at any rate).
+
+    Logging follows transitions: one line when a client starts failing (then at
+    most one a minute with the count since), one when it is throttled and one
+    when its budget is back; never the key. Addresses are bounded in number
+    (least recently failing forgotten first).
+    """
+
+    def __init__(
+        self,
+        *,
+        per_minute: int,
+        max_clients: int = 10_000,
+        log_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._lift_at = max(1.0, self.capacity / 2)
+        self._clients: OrderedDict[str, _Client] = OrderedDict()
+        self._max = max_clients
+        self._log_every = log_every
+        self._clock = clock
+
+    def refuse(self, client: str, reason: str) -> float | None:
+        """Record one refusal of ``client``; the seconds to wait if it is throttled."""
+        now = self._clock()
+        state = self._clients.pop(client, None)
+        if state is None:
+            state = _Client(tokens=self.capacity, updated=now)
+        self._clients[client] = state  # most recent last
+        if len(self._clients) > self._max:
+            self._clients.popitem(last=False)
+        state.tokens = min(self.capacity, state.tokens + (now - state.updated) * self.rate)
+        state.updated = now
+        state.unlogged += 1
+        if state.throttled and state.tokens >= self._lift_at:
+            state.throttled = False
+            self._log(state, now, "auth_throttle_lifted", client, reason)
+        if not state.throttled and state.tokens >= 1.0:
+            state.tokens -= 1.0
+            if now - state.logged_at >= self._log_every:
+                self._log(state, now, "auth_failed", client, reason)
+            return None
+        # hysteresis: once throttled, a client waits for half its budget back, so a
+        # steady flood is not let through (and logged) one token at a time
+        wait = (self._lift_at - state.tokens) / self.rate
+        if not state.throttled:
+            state.throttled = True
+            self._log(state, now, "auth_throttled", client, reason, retry_after=round(wait, 1))
+        return wait
+
+    def _log(
+        self, state: _Client, now: float, event: str, client: str, reason: str, **kw: Any
+    ) -> None:
+        log.warning(event, client=client, reason=reason, refusals=state.unlogged, **kw)
+        state.unlogged = 0
+        state.logged_at = now

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     SELFHEAL_CONFIG: Path | None = None
     DATA_DIR: Path = Path(".selfheal")
+    # database waits (PostgreSQL): past them a request answers 503 instead of hanging
+    DB_CONNECT_TIMEOUT: float = Field(default=2.0, gt=0, le=60)
+    DB_STATEMENT_TIMEOUT: float = Field(default=3.0, gt=0, le=600)
+    DB_POOL_TIMEOUT: float = Field(default=2.0, gt=0, le=60)
 
     # checks and detection
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
@@ -88,6 +92,10 @@ class Settings(BaseSettings):
     API_KEY_HEADER: str = "X-API-Key"
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
+    # failed authentications a client address may make per minute before 429
+    AUTH_FAILURES_PER_MINUTE: int = Field(default=30, ge=1, le=100_000)
+    # /metrics without a key, every tenant's series (a scraper on a private network)
+    METRICS_PUBLIC: bool = False
 
     # logging and extras
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

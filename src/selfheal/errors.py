@@ -12,7 +12,8 @@
     │   ├── NotFoundError           404
     │   ├── ConflictError           409
     │   ├── PayloadTooLargeError    413
-    │   └── ValidationFailedError   422
+    │   ├── ValidationFailedError   422
+    │   └── TooManyRequestsError    429 (with Retry-After)
     ├── SignatureError              a signed webhook did not verify
     └── ActionError                 an executor could not carry an action out
         └── ActionTimeoutError
@@ -90,6 +91,17 @@ class ValidationFailedError(ApiError):
 
     status_code = 422
     code = "validation_error"
+
+
+class TooManyRequestsError(ApiError):
+    """Too many failed attempts from this client; retry later."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SignatureError(SelfhealError):

@@ -94,6 +94,9 @@ def configure_logging(
     # parameters (key hashes, stored values) or URLs with credentials at DEBUG/INFO
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Alembic's "setup plugin ..." and "Context impl ..." lines at every start; a
+    # schema change is logged by storage.db as database_migrated instead
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -86,6 +86,13 @@ class AgentMetrics:
             ["type"],
             registry=registry,
         )
+        self.auth_failures = Counter(
+            "agent_auth_failures",
+            "Requests refused for their API key: missing_key, wrong_key, or throttled "
+            "(a client past its budget of failures, answered 429).",
+            ["reason"],
+            registry=registry,
+        )
         info = Gauge("agent_info", "Always 1; the agent's version.", ["version"], registry=registry)
         info.labels(version=__version__).set(1)
         self._outcomes = [0, 0]  # recovered, not recovered
@@ -137,6 +144,32 @@ class AgentMetrics:
             ).inc()
         elif event.type == INCIDENT_RESOLVED:
             self._open.pop(int(event.data["id"]), None)
+
+
+class TenantView:
+    """What one tenant's key may scrape from the registry (``generate_latest`` takes it).
+
+    Series labelled ``tenant`` are kept for that tenant only. Agent-wide series
+    (no ``tenant`` label: probes made, events, process) belong to the operator:
+    they are shown to the default tenant's keys and left out for every other.
+    """
+
+    def __init__(self, registry: CollectorRegistry, tenant_id: str, *, agent_wide: bool) -> None:
+        self._registry = registry
+        self._tenant = tenant_id
+        self._agent_wide = agent_wide
+
+    def collect(self) -> Iterator[Metric]:
+        """The registry's families with the other tenants' samples left out."""
+        for family in self._registry.collect():
+            tenanted = any("tenant" in sample.labels for sample in family.samples)
+            if not tenanted:
+                if self._agent_wide:
+                    yield family
+                continue
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [s for s in family.samples if s.labels.get("tenant") == self._tenant]
+            yield kept
 
 
 class _FleetCollector(Collector):

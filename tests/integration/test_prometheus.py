@@ -90,8 +90,8 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
                 service.heals = False
                 service.break_as("figures", memory=97)
                 await wait_for(lambda: _any_unresolved(client), 10)
-            async with httpx.AsyncClient() as anonymous:
-                return (await anonymous.get(f"{server.url}/metrics")).text
+            async with api_client(server.url, TEST_KEY) as keyed:
+                return (await keyed.get("/metrics")).text
 
     return asyncio.run(scrape())
 
@@ -249,3 +249,23 @@ def test_open_incident_gauge_follows_the_bus() -> None:
     )
     assert value == 1.0
     assert metrics.registry.get_sample_value("agent_events_total", {"type": "incident.opened"})
+
+
+def test_scrape_config_sends_the_key_from_a_file(tmp_path: Path) -> None:
+    """deploy/prometheus/prometheus.yml is valid and scrapes with a bearer key read from a file
+    (the agent accepts ``Authorization: Bearer``, see tests/acceptance/test_metrics_keys.py)."""
+    import yaml
+
+    config = yaml.safe_load((ALERTS.parent / "prometheus.yml").read_text())
+    job = config["scrape_configs"][0]
+    assert job["authorization"]["type"] == "Bearer"
+    key_file = tmp_path / "selfheal_api_key"
+    key_file.write_text("a-key\n")
+    job["authorization"]["credentials_file"] = str(key_file)
+    config["rule_files"] = [str(ALERTS)]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [promtool(), "check", "config", str(checked)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -19,12 +19,14 @@ from selfheal import __version__
 from selfheal.api.errors import install_error_handlers
 from selfheal.api.middleware import BodyLimitMiddleware
 from selfheal.api.routes import api_router
+from selfheal.auth import FailureThrottle
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
 from selfheal.web import install as install_dashboard
+from selfheal.web.apidocs import install as install_api_docs
 
-PUBLIC_PATHS = frozenset({"/health", "/metrics"})
+PUBLIC_PATHS = frozenset({"/health", "/health/ready"})
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -61,12 +63,15 @@ def create_app(
         lifespan=lifespan,
         middleware=_middleware(settings),
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served from the package below, not from a CDN
         redoc_url=None,
     )
     app.state.agent = the_agent
+    app.state.auth_throttle = FailureThrottle(per_minute=settings.AUTH_FAILURES_PER_MINUTE)
     install_error_handlers(app)
     app.include_router(api_router)
     install_dashboard(app)
+    install_api_docs(app)
     app.openapi = lambda: _openapi(app, settings.API_KEY_HEADER)  # type: ignore[method-assign]
     return app
 
@@ -101,6 +106,7 @@ def _openapi(app: FastAPI, header: str) -> dict[str, Any]:
             if path not in PUBLIC_PATHS:
                 operation["security"] = [{"ApiKey": []}]
                 operation.setdefault("responses", {}).setdefault("401", error)
+                operation["responses"].setdefault("429", error)
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = error

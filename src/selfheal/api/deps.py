@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
+from starlette.requests import HTTPConnection
 
-from selfheal.auth import Principal
-from selfheal.errors import AuthenticationError, BadRequestError
+from selfheal.auth import FailureThrottle, Principal
+from selfheal.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    TooManyRequestsError,
+)
 from selfheal.runtime.agent import Agent
 
 
@@ -17,18 +23,48 @@ def get_agent(request: Request) -> Agent:
     return agent
 
 
+def presented_key(request: Request, header: str) -> str | None:
+    """The key in the API key header, or in ``Authorization: Bearer KEY`` (what
+    Prometheus' ``authorization`` block sends)."""
+    key = request.headers.get(header)
+    if key is None:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            key = credentials.strip()
+    return key
+
+
 def get_principal(request: Request) -> Principal:
-    """The caller, from the API key header; 401 without a valid key."""
+    """The caller, from its key; 401 without a valid one, 429 after too many failures."""
     agent = get_agent(request)
-    key = request.headers.get(agent.settings.API_KEY_HEADER)
+    key = presented_key(request, agent.settings.API_KEY_HEADER)
     principal = agent.keys.authenticate(key)
     if principal is None:
-        raise AuthenticationError(
-            f"a valid API key is required in the {agent.settings.API_KEY_HEADER} header"
-            if key is None
-            else "the API key is not valid"
-        )
+        raise refusal(request, key)
     return principal
+
+
+def refusal(connection: HTTPConnection, key: str | None) -> ApiError:
+    """The error for a missing or wrong key (HTTP or WebSocket): counted, throttled
+    per client address, logged by the throttle without the key."""
+    agent: Agent = connection.app.state.agent
+    throttle: FailureThrottle = connection.app.state.auth_throttle
+    reason = "missing_key" if key is None else "wrong_key"
+    client = connection.client.host if connection.client else "unknown"
+    wait = throttle.refuse(client, reason)
+    agent.metrics.auth_failures.labels(reason="throttled" if wait else reason).inc()
+    if wait is not None:
+        return TooManyRequestsError(
+            "too many requests with a missing or wrong API key from this address; "
+            "retry after the seconds in Retry-After",
+            retry_after=wait,
+        )
+    if key is None:
+        header = agent.settings.API_KEY_HEADER
+        return AuthenticationError(
+            f"a valid API key is required in the {header} header (or Authorization: Bearer)"
+        )
+    return AuthenticationError("the API key is not valid")
 
 
 def websocket_agent(websocket: WebSocket) -> Agent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from selfheal.errors import ApiError, StorageError
+from selfheal.errors import ApiError, StorageError, TooManyRequestsError
 from selfheal.logging import get_logger
 
 log = get_logger(__name__)
@@ -67,7 +68,10 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.message)
+    response = error_response(exc.status_code, exc.code, exc.message)
+    if isinstance(exc, TooManyRequestsError):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 async def _http(_request: Request, exc: Exception) -> JSONResponse:

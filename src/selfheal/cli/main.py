@@ -83,10 +83,16 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     """Run the agent: API, dashboard, monitor and executor in one process."""
     settings = build_settings(SELFHEAL_CONFIG=config_path, HOST=host, PORT=port)
     file_config = load_file_config(settings)
-    settings, generated = ensure_api_key(settings)
     configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format, log_file=settings.LOG_FILE)
-    from selfheal.cli.server import run_server
+    from selfheal.cli.server import check_database, check_port, run_server
 
+    # the two usual mistakes, each one line and exit 2, before any banner
+    try:
+        check_port(settings.HOST, settings.PORT)
+        asyncio.run(check_database(settings))
+    except ConfigError as exc:
+        _fail(exc.message)
+    settings, generated = ensure_api_key(settings)
     url = f"http://{settings.HOST}:{settings.PORT}"
     click.echo(f"selfheal {__version__} listening on {url}  (API docs: {url}/docs)", err=True)
     click.echo(f"dashboard: {url}/dashboard", err=True)
@@ -96,7 +102,11 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
             f"  {generated}",
             err=True,
         )
-    code = asyncio.run(run_server(settings, file_config))
+    try:
+        code = asyncio.run(run_server(settings, file_config))
+    except SelfhealError as exc:
+        _fail(exc.message)
+        return
     sys.exit(code)
 
 
@@ -204,8 +214,13 @@ def report(days: int, tenant: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Agent address.")
 def demo(duration: float | None, port: int, host: str) -> None:
     """Run the agent with a small fleet of demo services that break in different ways."""
+    from selfheal.cli.server import check_port
     from selfheal.demo.runner import run_demo
 
+    try:
+        check_port(host, port)
+    except ConfigError as exc:
+        _fail(exc.message)
     sys.exit(run_demo(duration=duration, host=host, port=port))
 
 

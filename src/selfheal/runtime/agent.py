@@ -61,11 +61,12 @@ from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.plugin_api import PluginContext
 from selfheal.plugins import Plugins, load_plugins, validate_config
 from selfheal.plugins import build as build_plugins
+from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
-from selfheal.storage.db import Database
+from selfheal.storage.db import Database, db_timeouts
 from selfheal.storage.repositories import catalog as catalog_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import learning as learning_repo
@@ -115,8 +116,9 @@ class Agent:
         self.metrics = AgentMetrics(self.registry)
         self.bus = EventBus()
         self.bus.add_listener(self.metrics.on_event)
-        self.db = Database(self.settings.DATABASE_URL)
+        self.db = Database(self.settings.DATABASE_URL, timeouts=db_timeouts(self.settings))
         self.keys = KeyStore()
+        self.replays = open_replay_store(self.db, self.settings.REDIS_URL)
         self.box = SecretBox(self.settings.secret_key())
         self.outbound = OutboundPolicies(
             allow=self.settings.OUTBOUND_ALLOW,
@@ -346,6 +348,7 @@ class Agent:
             await self._sessions.close()
         if self._http is not None:
             await self._http.aclose()
+        await self.replays.close()
         await self.db.close()
         log.info("agent_stopped")
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,31 +20,84 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_only
 
+from selfheal.config import Settings
 from selfheal.errors import StorageError
+from selfheal.logging import get_logger
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a database call may wait, in seconds, before it is "unavailable".
+
+    Without them a black-holed PostgreSQL (packets dropped, nothing refused) holds
+    each request until the kernel gives up on TCP, a minute or more. Each bound is
+    short so their sum on one request (pool wait, connect, one statement) stays
+    within the few seconds an API client waits for its 503.
+    """
+
+    connect: float = 2.0
+    statement: float = 3.0
+    pool: float = 2.0
+
+    @property
+    def ping(self) -> float:
+        """The pool's check of an idle connection before reuse: a round trip that
+        takes no work on the server, so a short wait is enough."""
+        return min(1.0, self.connect)
+
+
+def db_timeouts(settings: Settings) -> Timeouts:
+    """The database waits the settings ask for."""
+    return Timeouts(
+        connect=settings.DB_CONNECT_TIMEOUT,
+        statement=settings.DB_STATEMENT_TIMEOUT,
+        pool=settings.DB_POOL_TIMEOUT,
+    )
 
 
 class Database:
     """Owns the engine and the session factory; started and stopped by the runtime."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, timeouts: Timeouts | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.timeouts = timeouts or Timeouts()
         # parameters are values (key hashes, secrets): never in logs or error messages
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
-            _ensure_sqlite_dir(url)
+            check_sqlite_path(url)
             # one connection at a time keeps SQLite's single writer happy under asyncio
             kwargs["pool_size"] = 1
             kwargs["max_overflow"] = 4
             kwargs["pool_timeout"] = 30
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+            t = self.timeouts
+            kwargs.update(
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                pool_timeout=t.pool,
+                connect_args={
+                    "timeout": t.connect,  # TCP connect and the start-up handshake
+                    "command_timeout": t.statement,  # client side: covers a silent server
+                    # server side: a slow query is cancelled there too, not left running
+                    "server_settings": {"statement_timeout": str(int(t.statement * 1000))},
+                },
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            dialect = self.engine.sync_engine.dialect
+            dialect.do_ping = _quick_ping(self.timeouts.ping)  # type: ignore[method-assign,assignment]
+            event.listen(self.engine.sync_engine, "handle_error", _drop_timed_out)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -55,17 +111,69 @@ class Database:
                 raise StorageError(f"database unavailable: {_describe(exc)}") from exc
             raise
 
+    async def ping(self) -> None:
+        """One round trip to the database; ``StorageError`` if it cannot be made."""
+        async with self.session() as session:
+            await session.execute(text("SELECT 1"))
+
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
+        # on PostgreSQL a migration may rightly run longer than a request's statement
+        # timeout (an index on a big table): its own connection has the connect bound only
+        engine = self.engine
+        if not self.is_sqlite:
+            engine = create_async_engine(
+                self.url, poolclass=NullPool, connect_args={"timeout": self.timeouts.connect}
+            )
         try:
-            async with self.engine.begin() as conn:
+            async with engine.begin() as conn:
                 await conn.run_sync(_upgrade)
         except OSError as exc:
             raise StorageError(f"cannot reach the database: {exc}") from exc
+        finally:
+            if engine is not self.engine:
+                await engine.dispose()
 
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def _quick_ping(timeout: float) -> Callable[[Any], bool]:
+    """The pool's pre-ping with its own short timeout.
+
+    SQLAlchemy's ping waits as long as any statement; on a silent server that
+    wait plus the reconnect that follows went past the 5 s an API client is
+    promised. False here makes the pool drop every idle connection and connect
+    anew (bounded by the connect timeout).
+    """
+
+    def ping(dbapi_connection: Any) -> bool:
+        driver = dbapi_connection.driver_connection
+        try:
+            await_only(driver.fetchrow(";", timeout=timeout))
+        except Exception as exc:
+            if not _is_unavailable(exc):
+                raise
+            # closed at once: the pool's polite close waits 2 s more for a goodbye
+            # that a silent server never acknowledges
+            driver.terminate()
+            return False
+        return True
+
+    return ping
+
+
+def _drop_timed_out(context: ExceptionContext) -> None:
+    """A statement that timed out leaves its connection mid-conversation: close it at
+    once and have the pool drop the other idle ones (they reconnect on next use)."""
+    if not isinstance(context.original_exception, TimeoutError | OSError):
+        return
+    connection = context.connection
+    if connection is not None and not connection.invalidated:
+        with suppress(Exception):
+            connection.connection.driver_connection.terminate()  # type: ignore[union-attr]
+    context.is_disconnect = True
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -102,7 +210,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    # Alembic's own INFO lines are silenced (selfheal.logging); a change is said here
+    before = MigrationContext.configure(connection).get_current_revision()
     command.upgrade(alembic_config(connection), "head")
+    after = MigrationContext.configure(connection).get_current_revision()
+    if after != before:
+        log.info("database_migrated", from_revision=before, to_revision=after)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -115,7 +228,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+def check_sqlite_path(url: str) -> None:
+    """Refuse a SQLite file whose folder does not exist, naming it.
+
+    Creating the folder silently turned a typo (or ``/nonexistent/x.db``) into a
+    fresh empty database somewhere unexpected; the CLI creates the default
+    DATA_DIR itself before it gets here.
+    """
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise StorageError(
+            f"the folder of the SQLite database {path!r} does not exist ({folder}); "
+            f"create it, or point DATABASE_URL at an existing folder"
+        )

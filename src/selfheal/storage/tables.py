@@ -346,3 +346,16 @@ class Baseline(Base):
     samples: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PushSignature(Base):
+    """A signature of an accepted signed push, kept until its timestamp leaves the
+    300 s window, so a captured push is refused after a restart too."""
+
+    __tablename__ = "push_signatures"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    service_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(80), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

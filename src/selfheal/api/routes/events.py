@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from selfheal.api.deps import AgentDep, PrincipalDep, websocket_agent
+from selfheal.api.deps import AgentDep, PrincipalDep, refusal, websocket_agent
 from selfheal.auth import Principal
 from selfheal.events import Subscription
 
@@ -88,12 +88,12 @@ async def _first_message_auth(websocket: WebSocket, agent: AgentDep) -> Principa
     except (TimeoutError, ValueError, WebSocketDisconnect):
         message = None
     key = message.get("api_key") if isinstance(message, dict) else None
-    principal = agent.keys.authenticate(key if isinstance(key, str) else None)
+    presented = key if isinstance(key, str) else None
+    principal = agent.keys.authenticate(presented)
     if principal is None:
-        await websocket.send_json(
-            {"error": {"code": "unauthorized", "message": "a valid API key is required"}}
-        )
-        await websocket.close(code=4401)
+        error = refusal(websocket, presented)
+        await websocket.send_json({"error": {"code": error.code, "message": error.message}})
+        await websocket.close(code=4000 + error.status_code)  # 4401, or 4429 when throttled
     return principal
 
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from self_healing_sdk.signing import ReplayGuard, SignatureError, verify
+from self_healing_sdk.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TOLERANCE_SECONDS,
+    SignatureError,
+    verify,
+)
 from selfheal.api.deps import AgentDep, PrincipalDep
 from selfheal.api.schemas import (
     ActionBrief,
@@ -31,7 +37,6 @@ from selfheal.storage.repositories import services as repo
 from selfheal.types import ServiceKey, ServiceStatus
 
 router = APIRouter(prefix="/api/services", tags=["services"])
-_replays = ReplayGuard()
 
 
 @router.post(
@@ -144,9 +149,18 @@ async def push_event(
         raise AuthenticationError("register the service with a secret before pushing events")
     raw = await request.body()
     try:
-        verify(spec.secret, request.headers, raw, service_id=service_id, replay_guard=_replays)
+        verify(spec.secret, request.headers, raw, service_id=service_id)
     except SignatureError as exc:
         raise AuthenticationError(f"signature rejected: {exc.reason}") from None
+    # remembered in the database (or Redis) so a restart does not reopen the window
+    fresh = await agent.replays.claim(
+        tenant_id=principal.tenant_id,
+        service_id=service_id,
+        signature=request.headers[SIGNATURE_HEADER],
+        expires_at=int(request.headers[TIMESTAMP_HEADER]) + TOLERANCE_SECONDS,
+    )
+    if not fresh:
+        raise AuthenticationError("signature rejected: replayed request")
     try:
         body = ServiceEventIn.model_validate_json(raw or b"{}")
     except ValueError as exc:
