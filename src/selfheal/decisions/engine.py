@@ -9,6 +9,9 @@ candidate-level guard rails filter them, each skip naming its rule:
 - ``cooldown``: the fix ran on this service less than ``cooldown`` ago;
 - ``backoff``: a restart waits longer after each restart in a row.
 
+A fix held only by ``cooldown`` or ``backoff`` is waited for (``retry_after``),
+never counted as exhausted: the incident stays open and says until when.
+
 Within one incident an untried fix always comes before a retry of a failed one.
 Incident-level rules (kill switch, silences, dependencies, flapping, rate
 limits, dry run, approval, concurrency) are the heal loop's, around this.
@@ -149,8 +152,9 @@ class Decider:
         )
         if waits:
             wait = min(waits)
+            until = (now + timedelta(seconds=wait)).isoformat(timespec="seconds")
             return Decision(
-                reason=f"waiting {wait:.0f}s: every fix is held for now ({skipped})",
+                reason=f"waiting {wait:.0f}s, until {until}: every fix is held for now ({skipped})",
                 confidence=0.0,
                 considered=considered,
                 retry_after=wait,
@@ -224,10 +228,14 @@ class Decider:
             if last is not None:
                 elapsed = (now - last).total_seconds()
                 if elapsed < spec.cooldown:
+                    # a fix in cooldown is waited for, never counted as exhausted
+                    wait = spec.cooldown - elapsed
+                    until = (now + timedelta(seconds=wait)).isoformat(timespec="seconds")
                     return (
                         "cooldown",
-                        f"in cooldown: ran {elapsed:.0f}s ago, cooldown is {spec.cooldown:g}s",
-                        0,
+                        f"in cooldown until {until}: ran {elapsed:.0f}s ago, "
+                        f"cooldown is {spec.cooldown:g}s",
+                        wait,
                     )
         if action == RESTART:
             wait = self._backoff_wait(spec)

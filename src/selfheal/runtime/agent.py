@@ -57,7 +57,8 @@ from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
 from selfheal.runtime.fleet import FleetManager
-from selfheal.runtime.healer import Healer, notify_group_resolved
+from selfheal.runtime.healer import Healer
+from selfheal.runtime.paging import notify_group_resolved
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import catalog as catalog_repo
@@ -130,6 +131,7 @@ class Agent:
             metrics=self.metrics,
             flapping=self.policies.flapping,
             baselines=self.baselines,
+            crash_window=self.policies.restart_backoff.reset_after,
         )
         self.metrics.watch_fleet(self.monitor)
         self.metrics.watch_agent(
@@ -141,6 +143,7 @@ class Agent:
         self._probe_session: Any = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._confirming: set[asyncio.Task[None]] = set()  # probes confirming a silence
         self.controls = Controls(self.db)
         self.outcomes = OutcomeRecorder(
             self.db, self.metrics, discount=self.settings.LEARNING_DISCOUNT
@@ -296,6 +299,8 @@ class Agent:
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
         self.heartbeats.stop()
+        for task in list(self._confirming):
+            task.cancel()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
         for task in self._tasks:
@@ -415,7 +420,11 @@ class Agent:
             if self.fleet.spec(signal.spec.key) is None:
                 return  # removed while the signal waited
             row, created = await self.incidents.open(
-                signal.spec, signal.symptom, signal.sample, evidence=signal.evidence
+                signal.spec,
+                signal.symptom,
+                signal.sample,
+                evidence=signal.evidence,
+                crash_loop=signal.crash_loop,
             )
             if created:
                 self.healer.start(row)
@@ -492,8 +501,27 @@ class Agent:
             self.heartbeats.forget(key)
             return
         log.warning("heartbeat_missed", service_id=spec.service_id, silent_for=round(silence, 2))
+        if spec.health_url:
+            # a silence alone is no proof: a probe of the health URL confirms it first
+            task = asyncio.create_task(self._confirm_silence(spec, silence))
+            self._confirming.add(task)
+            task.add_done_callback(self._confirming.discard)
+            return
         sample = silence_sample(key, at=time.time(), silence=silence)
         self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+
+    async def _confirm_silence(self, spec: ServiceSpec, silence: float) -> None:
+        if (await self.probe_and_observe(spec)).ok:
+            log.info("heartbeat_missed_but_healthy", service_id=spec.service_id)
+            return
+        sample = silence_sample(spec.key, at=time.time(), silence=silence)
+        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+
+    def heartbeats_stopped(self, spec: ServiceSpec) -> None:
+        """The service said it stops sending heartbeats (SDK ``stop_monitoring()``):
+        no deadline any more; its health URL is still probed as usual."""
+        self.heartbeats.forget(spec.key)
+        log.info("heartbeats_stopped", service_id=spec.service_id)
 
     async def service_errors(
         self,
