@@ -1,0 +1,250 @@
+"""Healing like a careful SRE, end to end on real processes and loopback services.
+
+Crash loops of a real process restarted by ``exec``, a fix waiting out its
+cooldown, a service joining an escalated group, and a latency fault whose first
+fix does not help. Each prints the figure it measures (run with ``-s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from selfheal.configfile import FileConfig, parse_config
+from selfheal.demo import processes
+from selfheal.testing import AgentServer, FakeService, free_port
+from tests.acceptance.test_guard_rails import all_up, config, first_incident, running, service
+from tests.conftest import api_client
+from tests.fakes import NotificationSinks
+from tests.helpers import list_incidents, wait_for
+
+FAST = {"interval": "1s", "timeout": "0.8s", "retry_delay": "0.5s", "retries": 2}
+
+
+@asynccontextmanager
+async def worker_process(tmp_path: Path) -> AsyncIterator[tuple[Path, int]]:
+    """A real demo service process on a free port; its restart command is ``exec``."""
+    state = tmp_path / "procs"
+    state.mkdir()
+    port = free_port()
+    processes.spec_path(state, "worker").write_text(
+        json.dumps({"port": port, "secret": "s3cret-s3cret"})
+    )
+    processes.start(state, "worker")
+    assert processes.wait_listening(port, 10)
+    try:
+        yield state, port
+    finally:
+        processes.stop_all(state)
+
+
+def worker_config(state: Path, port: int, sinks: NotificationSinks, **policies: Any) -> FileConfig:
+    restart = [sys.executable, "-m", "selfheal.demo.processes", "restart", str(state), "worker"]
+    return parse_config(
+        json.dumps(
+            {
+                "services": [
+                    {
+                        "id": "worker",
+                        "health_url": f"http://127.0.0.1:{port}/health",
+                        "remediation": {"restart": {"exec": restart}},
+                        **FAST,
+                    }
+                ],
+                "policies": policies,
+                "notifications": [
+                    {
+                        "name": "oncall",
+                        "type": "webhook",
+                        "url": sinks.url("webhook"),
+                        "secret": sinks.webhook_secret,
+                    }
+                ],
+            }
+        )
+    )
+
+
+async def answering(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient() as probe:
+            response = await probe.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+        return response.status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def kill(state: Path) -> float:
+    os.kill(int(processes.pid_path(state, "worker").read_text()), signal.SIGKILL)
+    return time.monotonic()
+
+
+async def sinks_running() -> NotificationSinks:
+    return await NotificationSinks().start()
+
+
+async def test_a_crash_loop_is_restarted_every_time_and_paged_once(
+    tmp_path: Path, sqlite_url: str, make_settings: Any
+) -> None:
+    sinks = await sinks_running()
+    try:
+        async with worker_process(tmp_path) as (state, port):
+            cfg = worker_config(state, port, sinks, restart_backoff={"initial": "2s", "max": "8s"})
+            async with AgentServer(make_settings(sqlite_url), cfg) as server:
+                client = api_client(server.url)
+                await all_up(client, 1)
+                healed_after: list[float] = []
+                killed_at = time.monotonic() - 20
+                for _crash in range(5):  # 20 s apart
+                    await asyncio.sleep(max(0.0, 20 - (time.monotonic() - killed_at)))
+                    killed_at = kill(state)
+                    await asyncio.sleep(0.3)  # the old process lets go of the port
+                    await wait_for(lambda: answering(port), 15, interval=0.05)
+                    healed_after.append(time.monotonic() - killed_at)
+                print(f"\ncrash loop: kill -> healthy {[round(s, 2) for s in healed_after]} s")
+                assert max(healed_after) <= 15
+
+                async def all_resolved() -> list[dict[str, Any]] | None:
+                    found = await list_incidents(client, service_id="worker", limit=20)
+                    done = len(found) == 5 and all(i["status"] == "resolved" for i in found)
+                    return found if done else None
+
+                incidents = await wait_for(all_resolved, 15)
+                assert {i["type"] for i in incidents} == {"unreachable"}  # no flapping
+                pages = [b for b in sinks.of("webhook") if b["event"] == "incident.escalated"]
+                assert len(pages) <= 1
+                assert all("crash loop" in p["reason"] for p in pages)
+                newest = (await client.get(f"/api/incidents/{incidents[0]['id']}")).json()
+                assert any(s["kind"] == "crash_loop" for s in newest["timeline"])
+                await client.aclose()
+    finally:
+        await sinks.stop()
+
+
+async def test_a_crash_soon_after_a_restart_waits_for_the_cooldown(
+    tmp_path: Path, sqlite_url: str, make_settings: Any
+) -> None:
+    cooldown = 6.0
+    sinks = await sinks_running()
+    try:
+        async with worker_process(tmp_path) as (state, port):
+            cfg = worker_config(state, port, sinks, cooldown=f"{cooldown}s")
+            async with AgentServer(make_settings(sqlite_url), cfg) as server:
+                client = api_client(server.url)
+                await all_up(client, 1)
+                kill(state)
+                await asyncio.sleep(0.3)
+                await wait_for(lambda: answering(port), 15, interval=0.05)
+                first_restart = time.monotonic()
+                await asyncio.sleep(3)  # a crash 3 s after the restart
+                kill(state)
+
+                async def second() -> dict[str, Any] | None:
+                    found = await list_incidents(client, service_id="worker")
+                    resolved = len(found) == 2 and found[0]["status"] == "resolved"
+                    return found[0] if resolved else None
+
+                incident = await wait_for(second, 30)
+                back = time.monotonic() - first_restart
+                detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
+                kinds = [s["kind"] for s in detail["timeline"]]
+                print(f"\ncooldown: second restart healthy {back:.1f}s after the first")
+                assert "escalated" not in kinds
+                held = [s for s in detail["timeline"] if s["kind"] == "held"]
+                assert held
+                assert "until" in held[0]["message"]
+                assert "cooldown" in held[0]["message"]
+                assert back >= cooldown
+                assert detail["actions"][-1]["outcome"] == "recovered"
+                await client.aclose()
+    finally:
+        await sinks.stop()
+
+
+async def test_a_service_joining_an_escalated_group_sends_one_update(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    sinks = await sinks_running()
+    first, second = FakeService("cart", heals=False), FakeService("checkout", heals=False)
+    cfg = config(
+        [service(first, tags=["shop"]), service(second, tags=["shop"])],
+        policies={"max_attempts": 1, "verify_timeout": "1s", "group_window": "60s"},
+        notifications=[
+            {
+                "name": "pd",
+                "type": "pagerduty",
+                "routing_key": "R0UT1NGKEY",
+                "url": sinks.url("pagerduty"),
+            },
+            {
+                "name": "hook",
+                "type": "webhook",
+                "url": sinks.url("webhook"),
+                "secret": sinks.webhook_secret,
+            },
+        ],
+    )
+    try:
+        async with running([first, second]), AgentServer(make_settings(sqlite_url), cfg) as server:
+            client = api_client(server.url)
+            await all_up(client, 2)
+            first.break_as("http_500")
+            await first_incident(client, "cart", status="escalated")
+            await wait_for(lambda: _true(len(sinks.of("pagerduty")) == 1), 10)
+            second.break_as("http_500")
+            joined = await first_incident(client, "checkout", status="escalated")
+            await wait_for(lambda: _true(len(sinks.of("pagerduty")) == 2), 10)
+            await asyncio.sleep(1.0)  # and nothing more
+            trigger, update = sinks.of("pagerduty")
+            assert update["dedup_key"] == trigger["dedup_key"]
+            hooks = [b["event"] for b in sinks.of("webhook")]
+            assert hooks.count("incident.escalated") == 1
+            assert len(hooks) == 2
+            updates = [b for b in sinks.of("webhook") if b["event"] != "incident.escalated"]
+            assert "checkout" in updates[0]["services"]
+            detail = (await client.get(f"/api/incidents/{joined['id']}")).json()
+            assert any(s["kind"] == "group_update" for s in detail["timeline"])
+            await client.aclose()
+    finally:
+        await sinks.stop()
+
+
+async def test_a_latency_fault_gets_its_second_fix_without_waiting_out_verification(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    slow = FakeService("search", fixed_by=("scale",))  # clear_cache, the first pick, fails
+    cfg = config([service(slow)], policies={"verify_timeout": "30s"})
+    settings = make_settings(sqlite_url, MAX_RETRIES=2)
+    async with running([slow]), AgentServer(settings, cfg) as server:
+        client = api_client(server.url)
+        await all_up(client, 1)
+        slow.break_as("figures", latency_ms=5000)
+        incident = await first_incident(client, "search", type="high_latency")
+
+        async def resolved() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await client.get(f"/api/incidents/{incident['id']}")).json()
+            return body if body["status"] == "resolved" else None
+
+        detail = await wait_for(resolved, 20)
+        actions = [c.body["action"] for c in slow.accepted_calls if c.body]
+        assert actions[:2] == ["clear_cache", "scale"]
+        gap = slow.accepted_calls[1].at - slow.accepted_calls[0].at
+        budget = 2 * 1.0 + 0.0  # MAX_RETRIES x interval + grace (0)
+        print(f"\nlatency: second fix {gap:.2f}s after the first (budget {budget:g}s)")
+        assert gap <= budget
+        assert detail["actions"][0]["outcome"] == "not_recovered"
+        await client.aclose()
+
+
+async def _true(value: bool) -> bool:
+    return value
