@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,38 +135,48 @@ async def test_a_crash_loop_is_restarted_every_time_and_paged_once(
 async def test_a_crash_soon_after_a_restart_waits_for_the_cooldown(
     tmp_path: Path, sqlite_url: str, make_settings: Any
 ) -> None:
-    cooldown = 6.0
+    cooldown = 12.0  # longer than the restart backoff here: the cooldown is what holds
     sinks = await sinks_running()
     try:
         async with worker_process(tmp_path) as (state, port):
-            cfg = worker_config(state, port, sinks, cooldown=f"{cooldown}s")
+            cfg = worker_config(
+                state,
+                port,
+                sinks,
+                cooldown=f"{cooldown}s",
+                restart_backoff={"initial": "1s", "max": "2s"},
+            )
             async with AgentServer(make_settings(sqlite_url), cfg) as server:
                 client = api_client(server.url)
                 await all_up(client, 1)
                 kill(state)
                 await asyncio.sleep(0.3)
                 await wait_for(lambda: answering(port), 15, interval=0.05)
-                first_restart = time.monotonic()
                 await asyncio.sleep(3)  # a crash 3 s after the restart
                 kill(state)
 
-                async def second() -> dict[str, Any] | None:
+                async def both() -> list[dict[str, Any]] | None:
                     found = await list_incidents(client, service_id="worker")
-                    resolved = len(found) == 2 and found[0]["status"] == "resolved"
-                    return found[0] if resolved else None
+                    done = len(found) == 2 and all(i["status"] == "resolved" for i in found)
+                    return found if done else None
 
-                incident = await wait_for(second, 30)
-                back = time.monotonic() - first_restart
-                detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
-                kinds = [s["kind"] for s in detail["timeline"]]
-                print(f"\ncooldown: second restart healthy {back:.1f}s after the first")
+                second, first = await wait_for(both, 40)
+                one = (await client.get(f"/api/incidents/{first['id']}")).json()
+                two = (await client.get(f"/api/incidents/{second['id']}")).json()
+                kinds = [s["kind"] for s in two["timeline"]]
                 assert "escalated" not in kinds
-                held = [s for s in detail["timeline"] if s["kind"] == "held"]
+                held = [s for s in two["timeline"] if s["kind"] == "held"]
                 assert held
-                assert "until" in held[0]["message"]
                 assert "cooldown" in held[0]["message"]
-                assert back >= cooldown
-                assert detail["actions"][-1]["outcome"] == "recovered"
+                assert "until" in held[0]["message"]
+                gap = datetime.fromisoformat(
+                    two["actions"][0]["started_at"]
+                ) - datetime.fromisoformat(one["actions"][0]["started_at"])
+                print(
+                    f"\ncooldown: second restart started {gap.total_seconds():.1f}s after the first"
+                )
+                assert gap.total_seconds() >= cooldown
+                assert two["actions"][0]["outcome"] == "recovered"
                 await client.aclose()
     finally:
         await sinks.stop()
