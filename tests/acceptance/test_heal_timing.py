@@ -325,3 +325,32 @@ async def test_one_off_blips_on_twelve_services_open_nothing_and_page_no_one(
             await client.aclose()
     finally:
         await sinks.stop()
+
+
+async def test_the_probes_after_our_restart_belong_to_its_incident(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    # the restart leaves it answering 503 for 0.8 s while it comes back (grace is 0)
+    shop = FakeService("shop", fixed_by=("restart",), start_seconds=0.8)
+    cfg = config([service(shop)])
+    async with (
+        running([shop]),
+        AgentServer(make_settings(sqlite_url, MAX_RETRIES=2), cfg) as server,
+    ):
+        client = api_client(server.url)
+        await all_up(client, 1)
+        shop.break_as("figures", memory=97)
+        incident = await first_incident(client, "shop", type="high_memory")
+
+        async def resolved() -> bool:
+            body = (await client.get(f"/api/incidents/{incident['id']}")).json()
+            return bool(body["status"] == "resolved")
+
+        await wait_for(resolved, 20)
+        await asyncio.sleep(2)
+        actions = [c.body["action"] for c in shop.accepted_calls if c.body]
+        assert "restart" in actions
+        assert [i["id"] for i in await list_incidents(client, service_id="shop")] == [
+            incident["id"]
+        ]
+        await client.aclose()
