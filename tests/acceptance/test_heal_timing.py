@@ -354,3 +354,60 @@ async def test_the_probes_after_our_restart_belong_to_its_incident(
             incident["id"]
         ]
         await client.aclose()
+
+
+async def test_a_crash_loop_stops_at_the_rate_limit_and_says_so(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    sinks = await sinks_running()
+    looping = FakeService("loop")  # a restart webhook fixes it, until it breaks again
+    cfg = config(
+        [service(looping)],
+        policies={
+            "max_actions_per_service_per_hour": 2,
+            "restart_backoff": {"initial": "0s", "max": "0s"},
+        },
+        notifications=[
+            {
+                "name": "hook",
+                "type": "webhook",
+                "url": sinks.url("webhook"),
+                "secret": sinks.webhook_secret,
+            }
+        ],
+    )
+    try:
+        async with running([looping]), AgentServer(make_settings(sqlite_url), cfg) as server:
+            client = api_client(server.url)
+            await all_up(client, 1)
+            for turn in range(3):
+                looping.break_as("http_500")
+
+                async def opened(count: int = turn + 1) -> list[dict[str, Any]] | None:
+                    found = await list_incidents(client, service_id="loop")
+                    return found if len(found) == count else None
+
+                await wait_for(opened, 10)
+
+                async def settled() -> dict[str, Any] | None:
+                    newest = (await list_incidents(client, service_id="loop"))[0]
+                    return newest if newest["status"] in ("resolved", "escalated") else None
+
+                newest = await wait_for(settled, 15)
+            assert newest["status"] == "escalated"
+            detail = (await client.get(f"/api/incidents/{newest['id']}")).json()
+            kinds = [s["kind"] for s in detail["timeline"]]
+            assert "crash_loop" in kinds
+            escalation = next(s for s in detail["timeline"] if s["kind"] == "escalated")
+            assert "crash loop stopped" in escalation["message"]
+            assert "rate limit" in escalation["message"]
+            assert [c.body["action"] for c in looping.accepted_calls if c.body] == [
+                "restart",
+                "restart",
+            ]
+            await wait_for(lambda: _true(len(sinks.of("webhook")) >= 2), 10)
+            pages = [b for b in sinks.of("webhook") if b["event"] == "incident.escalated"]
+            assert sum("crash loop:" in p["reason"] for p in pages) == 1  # paged once it loops
+            await client.aclose()
+    finally:
+        await sinks.stop()
