@@ -159,3 +159,13 @@ async def test_a_fix_in_cooldown_is_waited_for_never_exhausted(db: Database) -> 
     assert 55 < decision.retry_after <= 60
     assert "until" in decision.reason
     assert decision.considered[0]["rule"] == "cooldown"
+
+
+async def test_a_preferred_fix_goes_first_among_the_untried(db: Database) -> None:
+    decider = Decider(db, resolve(SETTINGS))
+    preferred = await decider.decide(spec(), "http_error", {}, prefer="rollback")
+    assert preferred.action == "rollback"
+    assert "rollback goes first" in preferred.reason
+    # once tried, untried fixes come first again
+    again = await decider.decide(spec(), "http_error", {"rollback": 1}, prefer="rollback")
+    assert again.action == "restart"

@@ -116,14 +116,19 @@ class Decider:
         tried: dict[str, int],
         *,
         clarity: float = 1.0,
+        prefer: str | None = None,
     ) -> Decision:
-        """The best runnable fix that no guard rail skips, or escalation."""
+        """The best runnable fix that no guard rail skips, or escalation.
+
+        ``prefer`` goes first among the untried (a crash loop is restarted again)."""
         await ensure_catalog(self._db, spec.tenant_id)
         now = datetime.now(UTC)
         async with self._db.session() as session:
             candidates = await self._candidates(session, spec, incident_type)
             # untried fixes first, then retries; each group in ranked order
-            ordered = sorted(candidates, key=lambda c: tried.get(c.action, 0) > 0)
+            ordered = sorted(
+                candidates, key=lambda c: (tried.get(c.action, 0) > 0, c.action != prefer)
+            )
             considered: list[dict[str, Any]] = []
             waits: list[float] = []
             for candidate in ordered:
@@ -139,11 +144,14 @@ class Decider:
                 remediation = spec.remediation.get(candidate.action)
                 params = candidate.params | (remediation.params if remediation else {})
                 retry = tried.get(candidate.action, 0)
+                reason = _reason(candidate, considered, retry, self._strategy)
+                if candidate.action == prefer:
+                    reason += f"; {prefer} goes first for this incident"
                 return Decision(
                     action=candidate.action,
                     executor=executor,
                     params=params,
-                    reason=_reason(candidate, considered, retry, self._strategy),
+                    reason=reason,
                     confidence=round(clarity * candidate.mean, 4),
                     considered=considered,
                 )

@@ -225,6 +225,7 @@ class Healer(HealGates):
                 incident.type,
                 dict(tried),
                 clarity=float(incident.details.get("clarity", 1.0)),
+                prefer=RESTART if crash_loop else None,
             )
             if decision.retry_after is not None:
                 # a cooldown or the restart backoff: wait for it, the timeline says until when
