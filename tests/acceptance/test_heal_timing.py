@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from selfheal.configfile import FileConfig, parse_config
 from selfheal.demo import processes
@@ -95,6 +96,7 @@ async def sinks_running() -> NotificationSinks:
     return await NotificationSinks().start()
 
 
+@pytest.mark.slow
 async def test_a_crash_loop_is_restarted_every_time_and_paged_once(
     tmp_path: Path, sqlite_url: str, make_settings: Any
 ) -> None:
@@ -280,6 +282,7 @@ async def blip(fake: FakeService, mode: str, figures: dict[str, Any]) -> None:
     fake.heal()
 
 
+@pytest.mark.slow
 async def test_one_off_blips_on_twelve_services_open_nothing_and_page_no_one(
     sqlite_url: str, make_settings: Any
 ) -> None:
