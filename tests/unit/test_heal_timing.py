@@ -200,3 +200,16 @@ async def test_verification_does_not_judge_a_restart_on_its_first_moment() -> No
         the_spec, IncidentType.HTTP_ERROR, started=began, timeout=10
     )
     assert result.outcome is Outcome.RECOVERED
+
+
+def test_a_heartbeat_does_not_make_a_probe_in_flight_late() -> None:
+    # a heartbeat arrives while a probe of a hanging health URL is in flight:
+    # both are news; the probe's failure still counts
+    signals: list[Signal] = []
+    m, s = monitor(signals), spec(retries=2)
+    m.observe(s, bad(10.0, Failure.TIMEOUT))
+    m.observe(s, good(10.5), pushed=True)  # the heartbeat, received at 10.5
+    m.observe(s, bad(10.2, Failure.TIMEOUT))  # the probe that started at 10.2
+    state = m.state(KEY)
+    assert state is not None
+    assert state.status is ServiceStatus.DOWN

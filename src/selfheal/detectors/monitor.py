@@ -124,7 +124,7 @@ class ServiceState:
     flaps: FlapTracker = field(default_factory=FlapTracker)
     grace_until: float = 0.0  # after a restart, probes before this do not count
     pushed_errors: int = 0  # errors the service pushed since its last heartbeat
-    applied_at: float = float("-inf")  # start of the newest sample applied to the status
+    applied_at: float = float("-inf")  # start of the newest probe applied to the status
     owned_by: int | None = None  # incident whose action and verification own the probes
     healed_at: float | None = None  # when our own fix last recovered the service
     crash_loops: int = 0  # failures in a row soon after our fix recovered it
@@ -205,10 +205,12 @@ class Monitor:
         self.rollups.add(sample)
         if self._baselines is not None:
             self._baselines.add(sample)
-        if sample.at < state.applied_at:
-            # late: a newer probe already spoke for the service; this one is history only
-            return spec.retry_delay if state.hysteresis.pending else spec.interval
-        state.applied_at = sample.at
+        if not pushed:
+            if sample.at < state.applied_at:
+                # late: a newer probe already spoke for the service; history only
+                return spec.retry_delay if state.hysteresis.pending else spec.interval
+            # probes are ordered among themselves; a push is news of its own moment
+            state.applied_at = sample.at
         state.last = sample
 
         symptoms = evaluate(sample, spec.thresholds)
