@@ -126,7 +126,8 @@ class SelfHealingAgent(AgentCore):
             _running.add(self)
 
     def stop_monitoring(self, timeout: float = SHUTDOWN_SECONDS) -> None:
-        """Stop the thread, then try once to send the errors still queued (bounded)."""
+        """Stop the thread, try once to send the errors still queued, then tell the agent
+        that heartbeats stop on purpose (all bounded by ``timeout``)."""
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is None:
@@ -138,6 +139,9 @@ class SelfHealingAgent(AgentCore):
         _running.discard(self)
         if len(self._outbox) and self._reachable:
             self._flush(attempts=1, deadline=deadline)
+        left = deadline - time.monotonic()
+        if self._registered and self._reachable and left > 0:
+            self._deliver(self._stop_push(), 1, left)
 
     @property
     def monitoring(self) -> bool:

@@ -115,7 +115,8 @@ class AsyncSelfHealingAgent(AgentCore):
         self._task = asyncio.create_task(self._run(), name=f"selfheal-sdk:{self.service_id}")
 
     async def stop_monitoring(self, timeout: float = SHUTDOWN_SECONDS) -> None:
-        """Stop the task, then try once to send the errors still queued (bounded)."""
+        """Stop the task, try once to send the errors still queued, then tell the agent
+        that heartbeats stop on purpose (all bounded by ``timeout``)."""
         task, self._task = self._task, None
         if task is None:
             return
@@ -130,6 +131,9 @@ class AsyncSelfHealingAgent(AgentCore):
                 await task
         if len(self._outbox) and self._reachable:
             await self._flush(attempts=1, deadline=deadline)
+        left = deadline - time.monotonic()
+        if self._registered and self._reachable and left > 0:
+            await self._deliver(self._stop_push(), 1, left)
 
     @property
     def monitoring(self) -> bool:

@@ -267,6 +267,11 @@ class AgentCore:
         }
         return Push("heartbeat", self._events_path(), payload), figures
 
+    def _stop_push(self) -> Push:
+        """Tells the agent heartbeats stop on purpose (the service is leaving), so their
+        silence is not taken for an outage."""
+        return Push("stop", self._events_path(), {"type": "stop"})
+
     def _error_pushes(self, items: list[dict[str, Any]]) -> list[tuple[Push, list[dict[str, Any]]]]:
         """Queued errors coalesced by (type, message): one event with a count each."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -28,7 +28,7 @@ class Outcome(Enum):
 class Push:
     """One request to the agent; ``payload`` is re-encoded (and re-signed) per attempt."""
 
-    kind: str  # "register" | "heartbeat" | "error"
+    kind: str  # "register" | "heartbeat" | "error" | "stop"
     path: str
     payload: dict[str, Any]
 

@@ -80,6 +80,7 @@ class FakeService:
     mode: str = "ok"
     figures: dict[str, Any] = field(default_factory=dict)
     heals: bool = True  # whether a verified action fixes it
+    fixed_by: tuple[str, ...] = ()  # when set, only these actions fix it
     action_delay: float = 0.0  # how long the webhook takes to answer
     action_status: int = 200
     start_seconds: float = 0.0  # a verified restart leaves it answering 503 this long
@@ -163,7 +164,8 @@ class FakeService:
         finally:
             if self.concurrency is not None:
                 self.concurrency.leave()
-        if self.heals and 200 <= self.action_status < 300:
+        fixes = not self.fixed_by or body.get("action") in self.fixed_by
+        if self.heals and fixes and 200 <= self.action_status < 300:
             self.heal()
             if self.start_seconds and body.get("action") == "restart":
                 self.break_as("http_500")

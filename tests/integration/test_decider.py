@@ -141,3 +141,31 @@ async def test_restart_backoff_asks_to_wait(db: Database) -> None:
     assert waiting.action is None
     assert waiting.retry_after == 7.0
     assert not waiting.escalate
+
+
+async def test_a_fix_in_cooldown_is_waited_for_never_exhausted(db: Database) -> None:
+    # the service can only restart, and restarted a moment ago (a crash 3 s after it)
+    await past_action(db, "restart", "recovered")
+    only_restart = spec(
+        webhook_url=None,
+        secret=None,
+        cooldown=60,
+        remediation={"restart": RemediationSpec(exec="true")},
+    )
+    decision = await Decider(db, resolve(SETTINGS)).decide(only_restart, "http_error", {})
+    assert not decision.escalate
+    assert decision.action is None
+    assert decision.retry_after is not None
+    assert 55 < decision.retry_after <= 60
+    assert "until" in decision.reason
+    assert decision.considered[0]["rule"] == "cooldown"
+
+
+async def test_a_preferred_fix_goes_first_among_the_untried(db: Database) -> None:
+    decider = Decider(db, resolve(SETTINGS))
+    preferred = await decider.decide(spec(), "http_error", {}, prefer="rollback")
+    assert preferred.action == "rollback"
+    assert "rollback goes first" in preferred.reason
+    # once tried, untried fixes come first again
+    again = await decider.decide(spec(), "http_error", {"rollback": 1}, prefer="rollback")
+    assert again.action == "restart"

@@ -7,6 +7,7 @@ under uvicorn in the test's loop. Nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from flask import Flask
 from self_healing_sdk import AsyncSelfHealingAgent, HealthStatus, SelfHealingAgent
 from self_healing_sdk.fastapi import router
 from self_healing_sdk.flask import blueprint
+from self_healing_sdk.signing import sign
 from self_healing_sdk.wsgi import SelfHealingWSGI
 from selfheal.api.app import create_app
 from selfheal.runtime.agent import Agent
@@ -262,19 +264,25 @@ async def test_a_forgotten_service_registers_again(sqlite_url: str, make_setting
             await client.aclose()
 
 
-async def test_stopped_heartbeats_open_an_unreachable_incident(
+async def test_stop_monitoring_with_a_healthy_health_url_brings_no_restart(
     sqlite_url: str, make_settings: Any
 ) -> None:
-    # polls are far apart: only the heartbeat deadline can find this in time
     settings = make_settings(sqlite_url, CHECK_INTERVAL=60.0, RETRY_DELAY=10.0)
     async with AgentServer(settings) as server:
         agent = sdk_agent(server, "pusher", heartbeat_interval=0.3)
+        restarts: list[dict[str, Any]] = []
+        agent.add_action(
+            "restart", lambda params, _incident: restarts.append(params) or {"ok": True}
+        )
         with wsgi_server(SelfHealingWSGI(agent=agent)) as url:
-            assert (
-                await asyncio.to_thread(
-                    agent.register, "Pusher", f"{url}/health", heartbeat_timeout=0.6
-                )
-            ).ok
+            registered = await asyncio.to_thread(
+                agent.register,
+                "Pusher",
+                f"{url}/health",
+                f"{url}/webhook",
+                heartbeat_timeout=0.6,
+            )
+            assert registered.ok
             agent.start_monitoring()
             client = api_client(server.url)
 
@@ -283,29 +291,75 @@ async def test_stopped_heartbeats_open_an_unreachable_incident(
                 return bool(body["last_heartbeat"] and body["heartbeat_timeout"] == 0.6)
 
             await wait_for(beating, 5)
+            # the service leaves: stop_monitoring() tells the agent, its /health stays 200
             await asyncio.to_thread(agent.stop_monitoring)
+            await asyncio.sleep(5 * 0.6)
+            assert await list_incidents(client, service_id="pusher") == []
+            assert restarts == []
+            body = (await client.get("/api/services/pusher")).json()
+            assert body["status"] == "up"
+            await asyncio.to_thread(agent.close)
+            await client.aclose()
+
+
+async def _push_heartbeat(server: AgentServer, service_id: str) -> None:
+    body = json.dumps({"type": "heartbeat", "interval": 0.2, "sent_at": time.time()}).encode()
+    headers = {"X-API-Key": TEST_KEY, "Content-Type": "application/json"}
+    headers |= sign(SECRET, service_id, body)
+    async with httpx.AsyncClient(base_url=server.url) as raw:
+        response = await raw.post(
+            f"/api/services/{service_id}/events", content=body, headers=headers
+        )
+    assert response.status_code == 202, response.text
+
+
+async def test_a_missed_heartbeat_is_confirmed_by_a_probe_before_acting(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    # polls are far apart: only the heartbeat deadline (and its confirming probe) can act
+    settings = make_settings(sqlite_url, CHECK_INTERVAL=60.0, RETRY_DELAY=10.0)
+    async with AgentServer(settings) as server:
+        client = api_client(server.url)
+        dead_port = free_port()
+        with wsgi_server(_always_ok) as healthy_url:
+            for service_id, health in (
+                ("quiet", f"{healthy_url}/health"),  # heartbeats lost, service fine
+                ("gone", f"http://127.0.0.1:{dead_port}/health"),  # heartbeats and service gone
+            ):
+                registered = await client.post(
+                    "/api/services/register",
+                    json={
+                        "service_id": service_id,
+                        "name": service_id,
+                        "health_url": health,
+                        "secret": SECRET,
+                        "heartbeat_timeout": 0.6,
+                    },
+                )
+                assert registered.status_code in (200, 201), registered.text
+            for _ in range(3):
+                await _push_heartbeat(server, "quiet")
+                await _push_heartbeat(server, "gone")
+                await asyncio.sleep(0.2)
             stopped = time.monotonic()
 
             async def opened() -> dict[str, Any] | None:
-                found = await list_incidents(client, service_id="pusher")
+                found = await list_incidents(client, service_id="gone")
                 return found[0] if found else None
 
-            incident = await wait_for(opened, 3, interval=0.05)
-            assert time.monotonic() - stopped <= 0.6 + 1.0
+            incident = await wait_for(opened, 5, interval=0.05)
+            assert time.monotonic() - stopped <= 0.6 + settings.CHECK_TIMEOUT + 1.0
             assert incident["type"] == "unreachable"
             detail = (await client.get(f"/api/incidents/{incident['id']}")).json()
             assert "missed heartbeat deadline" in detail["timeline"][0]["message"]
-            assert "no heartbeat for" in detail["timeline"][0]["message"]
-            # heartbeats again: the outage clears (the service answered all along)
-            agent.start_monitoring()
+            await asyncio.sleep(1.0)
+            assert await list_incidents(client, service_id="quiet") == []
+        await client.aclose()
 
-            async def resolved() -> bool:
-                body = (await client.get(f"/api/incidents/{incident['id']}")).json()
-                return bool(body["status"] == "resolved")
 
-            await wait_for(resolved, 15)
-            await asyncio.to_thread(agent.close)
-            await client.aclose()
+def _always_ok(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b'{"status": "ok"}']
 
 
 async def test_the_readme_snippet_works_as_written(

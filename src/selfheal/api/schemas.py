@@ -385,10 +385,11 @@ class ServiceEventIn(Request):
     the service's dead man's switch (``interval`` says how often the next ones come).
     An error event counts ``count`` errors towards the error rate of the next
     heartbeat (against the ``requests`` it reports) and goes on the timeline of the
-    service's unresolved incidents.
+    service's unresolved incidents. A ``stop`` says the service stops sending
+    heartbeats (it is leaving): its dead man's switch is disarmed.
     """
 
-    type: Literal["heartbeat", "error"] = "heartbeat"
+    type: Literal["heartbeat", "error", "stop"] = "heartbeat"
     status: Literal["ok", "degraded", "down"] | None = None
     cpu: float | None = Field(default=None, ge=0, le=100)
     memory: float | None = Field(default=None, ge=0, le=100)

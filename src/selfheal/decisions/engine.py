@@ -9,6 +9,9 @@ candidate-level guard rails filter them, each skip naming its rule:
 - ``cooldown``: the fix ran on this service less than ``cooldown`` ago;
 - ``backoff``: a restart waits longer after each restart in a row.
 
+A fix held only by ``cooldown`` or ``backoff`` is waited for (``retry_after``),
+never counted as exhausted: the incident stays open and says until when.
+
 Within one incident an untried fix always comes before a retry of a failed one.
 Incident-level rules (kill switch, silences, dependencies, flapping, rate
 limits, dry run, approval, concurrency) are the heal loop's, around this.
@@ -113,14 +116,19 @@ class Decider:
         tried: dict[str, int],
         *,
         clarity: float = 1.0,
+        prefer: str | None = None,
     ) -> Decision:
-        """The best runnable fix that no guard rail skips, or escalation."""
+        """The best runnable fix that no guard rail skips, or escalation.
+
+        ``prefer`` goes first among the untried (a crash loop is restarted again)."""
         await ensure_catalog(self._db, spec.tenant_id)
         now = datetime.now(UTC)
         async with self._db.session() as session:
             candidates = await self._candidates(session, spec, incident_type)
             # untried fixes first, then retries; each group in ranked order
-            ordered = sorted(candidates, key=lambda c: tried.get(c.action, 0) > 0)
+            ordered = sorted(
+                candidates, key=lambda c: (tried.get(c.action, 0) > 0, c.action != prefer)
+            )
             considered: list[dict[str, Any]] = []
             waits: list[float] = []
             for candidate in ordered:
@@ -136,11 +144,14 @@ class Decider:
                 remediation = spec.remediation.get(candidate.action)
                 params = candidate.params | (remediation.params if remediation else {})
                 retry = tried.get(candidate.action, 0)
+                reason = _reason(candidate, considered, retry, self._strategy)
+                if candidate.action == prefer:
+                    reason += f"; {prefer} goes first for this incident"
                 return Decision(
                     action=candidate.action,
                     executor=executor,
                     params=params,
-                    reason=_reason(candidate, considered, retry, self._strategy),
+                    reason=reason,
                     confidence=round(clarity * candidate.mean, 4),
                     considered=considered,
                 )
@@ -149,8 +160,9 @@ class Decider:
         )
         if waits:
             wait = min(waits)
+            until = (now + timedelta(seconds=wait)).isoformat(timespec="seconds")
             return Decision(
-                reason=f"waiting {wait:.0f}s: every fix is held for now ({skipped})",
+                reason=f"waiting {wait:.0f}s, until {until}: every fix is held for now ({skipped})",
                 confidence=0.0,
                 considered=considered,
                 retry_after=wait,
@@ -224,10 +236,14 @@ class Decider:
             if last is not None:
                 elapsed = (now - last).total_seconds()
                 if elapsed < spec.cooldown:
+                    # a fix in cooldown is waited for, never counted as exhausted
+                    wait = spec.cooldown - elapsed
+                    until = (now + timedelta(seconds=wait)).isoformat(timespec="seconds")
                     return (
                         "cooldown",
-                        f"in cooldown: ran {elapsed:.0f}s ago, cooldown is {spec.cooldown:g}s",
-                        0,
+                        f"in cooldown until {until}: ran {elapsed:.0f}s ago, "
+                        f"cooldown is {spec.cooldown:g}s",
+                        wait,
                     )
         if action == RESTART:
             wait = self._backoff_wait(spec)

@@ -72,10 +72,12 @@ class Hysteresis:
         return result
 
     def forget(self, kind: IncidentType) -> None:
-        """Drop a confirmed symptom whose incident was closed elsewhere (e.g. by hand)."""
+        """Drop a symptom whose incident was closed elsewhere (by hand, by a verified fix):
+        a failure after this starts counting from zero."""
         group = _group(kind)
         self.active.pop(group, None)
         self.good.pop(group, None)
+        self.bad.pop(group, None)
 
     def restore(self, kind: IncidentType) -> None:
         """Mark a type confirmed again after a restart of the agent (its incident is open)."""

@@ -5,6 +5,18 @@ updates the service's in-memory state, folds the sample into its minute
 rollup, checks thresholds, counts hysteresis and, only when something
 *changes*, hands a signal to the incident stage. It returns when to probe next:
 sooner (RETRY_DELAY) while a symptom waits for confirmation.
+
+Timing rules a careful operator would apply, here so every path obeys them:
+
+- a result older (by when its probe *started*) than the newest one already
+  applied is late: it feeds history and metrics, never the status;
+- flapping counts *confirmed* transitions (hysteresis passed), so a one-off
+  blip changes nothing that pages;
+- while our own action and its verification run, the probes belong to that
+  incident (``own``/``release``): they open and clear nothing;
+- a service our own restart recovered that fails again within ``crash_window``
+  is a crash loop (``Confirmed.crash_loop``), not a flap; a recovery by another
+  fix is a confirmed transition like any other.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from selfheal.checks.rollup import RollupBuffer
 from selfheal.checks.sample import Sample
 from selfheal.configfile import FlappingConfig
 from selfheal.detectors.flapping import FlapTracker
-from selfheal.detectors.hysteresis import Hysteresis
+from selfheal.detectors.hysteresis import Hysteresis, Transitions
 from selfheal.detectors.thresholds import Symptom, evaluate
 from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
@@ -41,6 +53,7 @@ class Confirmed:
     symptom: Symptom
     sample: Sample
     evidence: str | None = None
+    crash_loop: int = 0  # failures in a row that came soon after our own fix recovered it
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,10 @@ class ServiceState:
     flaps: FlapTracker = field(default_factory=FlapTracker)
     grace_until: float = 0.0  # after a restart, probes before this do not count
     pushed_errors: int = 0  # errors the service pushed since its last heartbeat
+    applied_at: float = float("-inf")  # start of the newest probe applied to the status
+    owned_by: int | None = None  # incident whose action and verification own the probes
+    healed_at: float | None = None  # when our own fix last recovered the service
+    crash_loops: int = 0  # failures in a row soon after our fix recovered it
 
 
 def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:
@@ -133,8 +150,10 @@ class Monitor:
         metrics: AgentMetrics | None = None,
         flapping: FlappingConfig | None = None,
         baselines: SampleSink | None = None,
+        crash_window: float = 600.0,
     ) -> None:
         self._on_signal = on_signal
+        self.crash_window = crash_window
         self._baselines = baselines
         self._states: dict[ServiceKey, ServiceState] = {}
         self.rollups = rollups or RollupBuffer()
@@ -190,51 +209,103 @@ class Monitor:
                 self.checks_failed += 1
             if self._duration is not None:
                 self._duration.observe(sample.response_ms / 1000.0)
-        state.last = sample
         state.recent.append(sample)
         self.rollups.add(sample)
         if self._baselines is not None:
             self._baselines.add(sample)
+        if not pushed:
+            if sample.at < state.applied_at:
+                # late: a newer probe already spoke for the service; history only
+                return spec.retry_delay if state.hysteresis.pending else spec.interval
+            # probes are ordered among themselves; a push is news of its own moment
+            state.applied_at = sample.at
+        state.last = sample
 
         symptoms = evaluate(sample, spec.thresholds)
         status, reason = status_of(sample, symptoms)
-        in_grace = sample.at < state.grace_until and evidence is None
+        # a restarted service is still starting (unless the agent saw it exit), or our
+        # own fix is being verified: its probes neither open nor clear anything
+        in_grace = (sample.at < state.grace_until and evidence is None) or (
+            state.owned_by is not None
+        )
         if status is not state.status:
             previous, state.status, state.since = state.status, status, sample.at
             self._on_signal(StatusChanged(spec, previous, status, sample, reason))
-            if not in_grace and previous is not ServiceStatus.UNKNOWN:
-                self._count_flap(spec, state, sample, previous, status)
         if state.flaps.flapping and state.flaps.settled(sample.at, window=self.flapping.window):
             self._on_signal(FlapSettled(spec, sample))
         if in_grace:
-            # a restarted service is still starting: its probes neither open nor clear
             return spec.interval
+        was_healthy = not state.hysteresis.active
         changes = state.hysteresis.update(
             symptoms,
             retries=1 if confirmed or evidence else spec.retries,
             recovery_probes=spec.recovery_probes,
         )
         if changes is not None:
-            evidence = evidence or ("by a missed heartbeat deadline" if confirmed else None)
-            for symptom in changes.opened:
-                self._on_signal(Confirmed(spec, symptom, sample, evidence))
-            for kind in changes.cleared:
-                self._on_signal(Cleared(spec, kind, sample))
+            self._confirm(spec, state, sample, changes, was_healthy, confirmed, evidence)
         return spec.retry_delay if state.hysteresis.pending else spec.interval
 
-    def _count_flap(
+    def _confirm(
         self,
         spec: ServiceSpec,
         state: ServiceState,
         sample: Sample,
-        previous: ServiceStatus,
-        status: ServiceStatus,
+        changes: Transitions,
+        was_healthy: bool,
+        confirmed: bool,
+        evidence: str | None = None,
     ) -> None:
+        """Signal confirmed transitions; count them as flaps unless they are a crash loop."""
+        crash_loop = 0
+        if changes.opened and was_healthy:
+            healed = state.healed_at
+            if healed is not None and sample.at - healed <= self.crash_window:
+                state.crash_loops += 1
+                crash_loop = state.crash_loops
+            else:
+                state.crash_loops = 0
+                self._count_flap(spec, state, sample)
+        elif changes.cleared and not state.hysteresis.active:
+            self._count_flap(spec, state, sample)
+        evidence = evidence or ("by a missed heartbeat deadline" if confirmed else None)
+        for symptom in changes.opened:
+            self._on_signal(Confirmed(spec, symptom, sample, evidence, crash_loop))
+        for kind in changes.cleared:
+            self._on_signal(Cleared(spec, kind, sample))
+
+    def _count_flap(self, spec: ServiceSpec, state: ServiceState, sample: Sample) -> None:
         flap = self.flapping
-        if not flap.enabled or (previous is ServiceStatus.UP) == (status is ServiceStatus.UP):
-            return  # down <-> degraded is one stretch of trouble, not a flap
+        if not flap.enabled:
+            return
         if state.flaps.record_change(sample.at, threshold=flap.changes, window=flap.window):
             self._on_signal(FlapStarted(spec, sample, flap.changes, flap.window))
+
+    def own(self, key: ServiceKey, incident_id: int) -> None:
+        """Our action on this service starts: its probes belong to that incident until
+        ``release`` (a restart answering 503 while it comes back is not a new incident)."""
+        state = self._states.get(key)
+        if state is not None:
+            state.owned_by = incident_id
+
+    def release(
+        self, spec: ServiceSpec, kind: IncidentType, *, recovered: bool, restarted: bool = False
+    ) -> None:
+        """Verification is over. When our fix recovered the service, forget the symptom it
+        had; that recovery is a confirmed transition (a flap) unless a restart did it: a
+        failure soon after a restart recovered it is a crash loop, counted apart."""
+        state = self._states.get(spec.key)
+        if state is None:
+            return
+        state.owned_by = None
+        if not recovered:
+            return
+        state.hysteresis.forget(kind)
+        if restarted:
+            state.healed_at = time.time()
+        else:
+            state.healed_at = None
+            if not state.hysteresis.active and state.last is not None:
+                self._count_flap(spec, state, state.last)
 
     def start_grace(self, key: ServiceKey, seconds: float) -> None:
         """After a restart: for ``seconds``, probes of the service do not count."""

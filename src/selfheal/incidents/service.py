@@ -87,11 +87,13 @@ class IncidentService:
         *,
         detected: str | None = None,
         evidence: str | None = None,
+        crash_loop: int = 0,
     ) -> tuple[Incident, bool]:
         """Open an incident for a confirmed symptom, or return the one already open.
 
         ``detected`` replaces the timeline's first line; ``evidence`` says how the
-        symptom was confirmed when not by consecutive probes. A new incident is
+        symptom was confirmed when not by consecutive probes; ``crash_loop`` counts the
+        failures in a row that came soon after our own fix recovered the service. A new incident is
         checked against silences and put into its group in the same transaction,
         so nothing acts on it before both are known.
         """
@@ -104,6 +106,8 @@ class IncidentService:
         }
         if symptom.observed is not None:
             details["observed"], details["limit"] = symptom.observed, symptom.limit
+        if crash_loop:
+            details["crash_loop"] = crash_loop  # failed again soon after our fix recovered it
         async with self._db.session() as session:
             row, created = await repo.open_incident(
                 session=session,

@@ -63,7 +63,8 @@ from selfheal.plugins import Plugins, load_plugins, validate_config
 from selfheal.plugins import build as build_plugins
 from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
-from selfheal.runtime.healer import Healer, notify_group_resolved
+from selfheal.runtime.healer import Healer
+from selfheal.runtime.paging import notify_group_resolved
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
@@ -149,6 +150,7 @@ class Agent:
             metrics=self.metrics,
             flapping=self.policies.flapping,
             baselines=self.baselines,
+            crash_window=self.policies.restart_backoff.reset_after,
         )
         self.metrics.watch_fleet(self.monitor)
         self.metrics.watch_agent(
@@ -160,6 +162,7 @@ class Agent:
         self._sessions: OutboundSessions | None = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._confirming: set[asyncio.Task[None]] = set()  # probes confirming a silence
         self.controls = Controls(self.db)
         self.outcomes = OutcomeRecorder(
             self.db, self.metrics, discount=self.settings.LEARNING_DISCOUNT
@@ -332,6 +335,8 @@ class Agent:
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
         self.heartbeats.stop()
+        for task in list(self._confirming):
+            task.cancel()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
         await self.workloads.stop()  # no heal loop is left to restart them
@@ -456,7 +461,11 @@ class Agent:
             if self.fleet.spec(signal.spec.key) is None:
                 return  # removed while the signal waited
             row, created = await self.incidents.open(
-                signal.spec, signal.symptom, signal.sample, evidence=signal.evidence
+                signal.spec,
+                signal.symptom,
+                signal.sample,
+                evidence=signal.evidence,
+                crash_loop=signal.crash_loop,
             )
             if created:
                 self.healer.start(row)
@@ -533,8 +542,27 @@ class Agent:
             self.heartbeats.forget(key)
             return
         log.warning("heartbeat_missed", service_id=spec.service_id, silent_for=round(silence, 2))
+        if spec.health_url:
+            # a silence alone is no proof: a probe of the health URL confirms it first
+            task = asyncio.create_task(self._confirm_silence(spec, silence))
+            self._confirming.add(task)
+            task.add_done_callback(self._confirming.discard)
+            return
         sample = silence_sample(key, at=time.time(), silence=silence)
         self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+
+    async def _confirm_silence(self, spec: ServiceSpec, silence: float) -> None:
+        if (await self.probe_and_observe(spec)).ok:
+            log.info("heartbeat_missed_but_healthy", service_id=spec.service_id)
+            return
+        sample = silence_sample(spec.key, at=time.time(), silence=silence)
+        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+
+    def heartbeats_stopped(self, spec: ServiceSpec) -> None:
+        """The service said it stops sending heartbeats (SDK ``stop_monitoring()``):
+        no deadline any more; its health URL is still probed as usual."""
+        self.heartbeats.forget(spec.key)
+        log.info("heartbeats_stopped", service_id=spec.service_id)
 
     async def service_errors(
         self,

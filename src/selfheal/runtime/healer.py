@@ -15,6 +15,15 @@ rules: ``rate_limit`` (escalates), ``dry_run`` (records what would run),
 slots (waits its turn). Every step is written before the next starts, which is
 what makes a restart of the agent safe: an action written but never finished
 is marked interrupted, never re-run, and verified instead.
+
+While an action and its verification run, the monitor hands the service's
+probes to this incident (``Monitor.own``), so a service answering 503 while it
+restarts opens no second incident. A fix held by its cooldown or the restart
+backoff is waited for, with the time on the timeline, never counted as
+exhausted. A crash loop (a service our own fix recovered that fails again) is
+restarted again under the restart backoff, paged once per loop, and stops only
+at the breaker or the rate limit, which the escalation says. Holds and gates
+live in ``gates.py``, paging in ``paging.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +32,10 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
-from selfheal.actions.channels import Notice
 from selfheal.actions.notify import Notifier
 from selfheal.actions.runner import ActionRunner
 from selfheal.decisions.controls import Controls
@@ -43,27 +50,20 @@ from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
 from selfheal.learning.outcomes import OutcomeRecorder
 from selfheal.logging import get_logger
+from selfheal.runtime.gates import HealGates
+from selfheal.runtime.paging import notify_group
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import actions as actions_repo
-from selfheal.storage.repositories import groups as groups_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.tables import Incident
-from selfheal.types import (
-    ActionStatus,
-    IncidentStatus,
-    IncidentType,
-    ServiceKey,
-    Severity,
-)
+from selfheal.types import ActionStatus, IncidentStatus, IncidentType, ServiceKey
 from selfheal.verification.verifier import Verifier
 
 log = get_logger(__name__)
 
-HOLD_POLL = 1.0
 
-
-class Healer:
+class Healer(HealGates):
     """Runs heal loops as tasks, at most one per incident and one at a time per service."""
 
     def __init__(
@@ -185,6 +185,9 @@ class Healer:
                 "until it settles, a person decides",
             )
             return
+        crash_loop = int(incident.details.get("crash_loop", 0))
+        if crash_loop and not previous:
+            await self._crash_loop_seen(incident, crash_loop)
         tried = Counter(a.action for a in previous)
         attempts = len(previous)
 
@@ -208,6 +211,7 @@ class Healer:
                 return
             if attempts and await self._verifier.check_once(spec, kind):
                 # it came back between attempts (a slow start, a fix that took a while)
+                self._monitor.release(spec, kind, recovered=True, restarted=RESTART in tried)
                 await self._incidents.move(
                     tenant_id,
                     incident_id,
@@ -221,9 +225,19 @@ class Healer:
                 incident.type,
                 dict(tried),
                 clarity=float(incident.details.get("clarity", 1.0)),
+                prefer=RESTART if crash_loop else None,
             )
             if decision.retry_after is not None:
-                await self._note_once(incident, "held", decision.reason, {"rule": "backoff"})
+                # a cooldown or the restart backoff: wait for it, the timeline says until when
+                rules = sorted({str(c.get("rule")) for c in decision.considered if c.get("rule")})
+                rule = "cooldown" if "cooldown" in rules else "backoff"
+                await self._incidents.note(
+                    tenant_id,
+                    incident_id,
+                    "held",
+                    f"held: {decision.reason}",
+                    {"rule": rule, "until": time.time() + decision.retry_after},
+                )
                 if not await self._sleep_unless_resolved(incident.id, decision.retry_after):
                     return
                 continue
@@ -260,7 +274,26 @@ class Healer:
         decision: Decision,
         attempt: int,
     ) -> bool:
-        """Run one decided action and verify it; True when the incident is resolved."""
+        """Run one decided action and verify it; True when the incident is resolved.
+
+        Until verification is over the service's probes belong to this incident."""
+        self._monitor.own(spec.key, incident.id)
+        recovered = False
+        try:
+            recovered = await self._run_and_verify(incident, kind, spec, decision, attempt)
+        finally:
+            restarted = decision.action == RESTART
+            self._monitor.release(spec, kind, recovered=recovered, restarted=restarted)
+        return recovered
+
+    async def _run_and_verify(
+        self,
+        incident: Incident,
+        kind: IncidentType,
+        spec: ServiceSpec,
+        decision: Decision,
+        attempt: int,
+    ) -> bool:
         assert decision.action is not None
         started = time.time()
         run = await self._runner.run(
@@ -322,7 +355,9 @@ class Healer:
             f"verifying: probing for up to {timeout:g}s"
             + (f" (including a {grace:g}s start-up grace)" if grace else ""),
         )
-        result = await self._verifier.verify(spec, kind, started=started, timeout=timeout)
+        result = await self._verifier.verify(
+            spec, kind, started=started, timeout=timeout, grace=grace
+        )
         data: dict[str, Any] = {
             "action": action,
             "outcome": result.outcome.value,
@@ -361,187 +396,6 @@ class Healer:
             data,
         )
         return False
-
-    # -- holds and gates ----------------------------------------------------------------
-
-    def _gate(self, spec: ServiceSpec) -> tuple[str, str, str | None] | None:
-        """(rule, why, dependency) holding an incident of this service now, if any."""
-        pause = self._controls.paused(spec)
-        if pause is not None:
-            scope = "every service" if pause.service_id == "*" else "this service"
-            why = f": {pause.reason}" if pause.reason else ""
-            return "paused", f"automation paused for {scope} by {pause.paused_by}{why}", None
-        silence = self._controls.silence_for(spec)
-        if silence is not None:
-            until = silence.ends_at.isoformat(timespec="seconds")
-            return "silenced", f"silence #{silence.id} until {until}: {silence.comment}", None
-        state = self._monitor.state(spec.key)
-        if state is not None and state.flaps.flapping:
-            return "flapping", "the service is flapping; automation waits until it settles", None
-        dep = self._grouper.unhealthy_dependency(spec)
-        if dep is not None:
-            why = f"waiting on {dep}, a dependency that is failing (probable cause)"
-            return "dependency", why, dep
-        return None
-
-    async def _hold_while_gated(self, incident: Incident, spec: ServiceSpec) -> bool:
-        """Wait while a gate holds the incident; False if it was resolved meanwhile."""
-        held_on: str | None = None
-        while True:
-            if incident.id in self._resolved:
-                return False
-            current = self._spec_of(spec.key) or spec
-            gate = self._gate(current)
-            if gate is None:
-                if held_on == "dependency":
-                    # give its own probes a chance to see it recover with the dependency
-                    settle = current.interval * (current.recovery_probes + 1) + current.timeout
-                    if not await self._sleep_unless_resolved(incident.id, settle):
-                        return False
-                    if self._gate(current) is not None:
-                        continue
-                    await self._incidents.note(
-                        incident.tenant_id,
-                        incident.id,
-                        "released",
-                        "the dependency recovered but this service is still failing; healing it",
-                    )
-                elif held_on is not None:
-                    await self._incidents.note(
-                        incident.tenant_id, incident.id, "released", f"no longer held ({held_on})"
-                    )
-                return True
-            rule, why, dependency = gate
-            if rule != held_on:
-                held_on = rule
-                await self._incidents.note(
-                    incident.tenant_id, incident.id, "held", f"held: {why}", {"rule": rule}
-                )
-                if dependency is not None:
-                    await self._join_dependency_group(incident, dependency)
-            await self._controls.wait_change(HOLD_POLL)
-
-    async def _join_dependency_group(self, incident: Incident, dependency: str) -> None:
-        async with self._db.session() as session:
-            group = await self._grouper.dependency_group(
-                session, incident.tenant_id, dependency, [incident.id]
-            )
-        incident.group_id = group.id
-
-    async def _settle_dependencies(self, incident: Incident) -> None:
-        """A service that depends on others waits until each was probed since it broke,
-        so a dependency failing at the same moment is seen before anything acts."""
-        spec = self._spec_of(ServiceKey(incident.tenant_id, incident.service_id))
-        if spec is None or not spec.depends_on:
-            return
-        opened = incident.opened_at.timestamp()
-        deadline = time.time()
-        deps = [
-            self._spec_of(ServiceKey(spec.tenant_id, d)) for d in self._grouper.dependencies(spec)
-        ]
-        for dep in deps:
-            if dep is not None:
-                deadline = max(deadline, opened + dep.interval + dep.timeout)
-        while time.time() < deadline and incident.id not in self._resolved:
-            if all(self._probed_since(dep, opened) for dep in deps if dep is not None):
-                return
-            await asyncio.sleep(0.2)
-
-    def _probed_since(self, spec: ServiceSpec, moment: float) -> bool:
-        state = self._monitor.state(spec.key)
-        return state is not None and state.last is not None and state.last.at >= moment
-
-    async def _pass_action_gates(
-        self, incident: Incident, spec: ServiceSpec, decision: Decision
-    ) -> bool:
-        """Rate limit, dry run and approval for the chosen action; False stops the loop."""
-        assert decision.action is not None
-        limit = self._policies.max_actions_per_service_per_hour
-        if limit is not None:
-            async with self._db.session() as session:
-                recent = await actions_repo.count_since(
-                    session=session,
-                    tenant_id=spec.tenant_id,
-                    service_id=spec.service_id,
-                    since=datetime.now(UTC) - timedelta(hours=1),
-                )
-            if recent >= limit:
-                await self._escalate(
-                    incident,
-                    f"rate limit: {recent} actions on this service in the last hour "
-                    f"(max_actions_per_service_per_hour is {limit}); not running {decision.action}",
-                    decision,
-                )
-                return False
-        if self._policies.dry_run_for(spec):
-            await self._incidents.note(
-                incident.tenant_id,
-                incident.id,
-                "would_run",
-                f"dry run: would run {decision.action} via {decision.executor} ({decision.reason})",
-                decision.as_dict() | {"rule": "dry_run"},
-            )
-            self._publish_decision(incident, decision)
-            return False
-        why = self._policies.needs_approval(decision.action, Severity(incident.severity))
-        if why is not None:
-            return await self._await_approval(incident, decision, why)
-        if not self._slots.free():
-            await self._incidents.note(
-                incident.tenant_id,
-                incident.id,
-                "held",
-                f"held: waiting for an action slot ({self._slots.in_use} actions in flight, "
-                f"limit {self._slots.limit})",
-                {"rule": "blast_radius"},
-            )
-        return True
-
-    async def _await_approval(self, incident: Incident, decision: Decision, why: str) -> bool:
-        assert decision.action is not None
-        timeout = self._policies.approval.timeout
-        self._controls.await_approval(incident.id, decision.action)
-        await self._incidents.note(
-            incident.tenant_id,
-            incident.id,
-            "awaiting_approval",
-            f"held: {decision.action} waits for approval ({why}); "
-            f"POST /api/incidents/{incident.id}/approve within {timeout:g}s",
-            decision.as_dict() | {"rule": "approval"},
-        )
-        deadline = time.monotonic() + timeout
-        try:
-            while (by := self._controls.approved_by(incident.id)) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or incident.id in self._resolved:
-                    break
-                await self._controls.wait_change(min(HOLD_POLL, remaining))
-        finally:
-            self._controls.forget_approval(incident.id)
-        if incident.id in self._resolved:
-            return False
-        if by is None:
-            await self._escalate(
-                incident, f"{decision.action} was not approved within {timeout:g}s", decision
-            )
-            return False
-        await self._incidents.note(
-            incident.tenant_id, incident.id, "approved", f"{decision.action} approved by {by}"
-        )
-        return True
-
-    async def _sleep_unless_resolved(self, incident_id: int, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if incident_id in self._resolved:
-                return False
-            await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-        return incident_id not in self._resolved
-
-    async def _note_once(
-        self, incident: Incident, kind: str, message: str, data: dict[str, Any]
-    ) -> None:
-        await self._incidents.note(incident.tenant_id, incident.id, kind, message, data)
 
     # -- restart safety -----------------------------------------------------------------
 
@@ -589,9 +443,34 @@ class Healer:
             {"incident_id": incident.id, "service_id": incident.service_id} | decision.as_dict(),
         )
 
+    async def _crash_loop_seen(self, incident: Incident, count: int) -> None:
+        """Say on the timeline that this is a crash loop; page once, on its first turn."""
+        await self._incidents.note(
+            incident.tenant_id,
+            incident.id,
+            "crash_loop",
+            f"crash loop: the service failed again soon after our fix recovered it "
+            f"({count} time(s) in a row); it is restarted again under the restart backoff "
+            "and stops only at the circuit breaker or the rate limit",
+            {"crash_loop": count},
+        )
+        if count != 1 or incident.silenced_by is not None:
+            return
+        await notify_group(
+            self._db,
+            self._notifier,
+            self._incidents,
+            incident,
+            "crash loop: it keeps failing after our fixes recover it; automation keeps "
+            "restarting it under the restart backoff",
+        )
+
     async def _escalate(
         self, incident: Incident, reason: str, decision: Decision | None = None
     ) -> None:
+        loops = int(incident.details.get("crash_loop", 0))
+        if loops:
+            reason = f"crash loop stopped after {loops} failure(s) following our fixes: {reason}"
         data: dict[str, Any] = {"channels": self._notifier.channels}
         if decision is not None:
             data |= decision.as_dict()
@@ -612,116 +491,3 @@ class Healer:
             )
             return
         await notify_group(self._db, self._notifier, self._incidents, row, reason)
-
-
-async def notify_group(
-    db: Database, notifier: Notifier, incidents: IncidentService, row: Incident, reason: str
-) -> None:
-    """Tell people about an escalated incident's group, once per group."""
-    if not notifier.channels:
-        return
-    async with db.session() as session:
-        group_id = row.group_id
-        if group_id is None:
-            created = await groups_repo.create_group(
-                session=session,
-                tenant_id=row.tenant_id,
-                cause_service_id=row.service_id,
-                reason="single service",
-            )
-            await groups_repo.join(
-                session=session, tenant_id=row.tenant_id, incident_ids=[row.id], group_id=created.id
-            )
-            group_id = created.id
-        first = await groups_repo.mark_escalated(
-            session=session, tenant_id=row.tenant_id, group_id=group_id, channels=[]
-        )
-        group = await groups_repo.get_group(
-            session=session, tenant_id=row.tenant_id, group_id=group_id
-        )
-        members = await groups_repo.members(
-            session=session, tenant_id=row.tenant_id, group_id=group_id
-        )
-        steps = await incidents_repo.timeline(
-            session=session, tenant_id=row.tenant_id, incident_id=row.id
-        )
-    if not first:
-        await incidents.note(
-            row.tenant_id,
-            row.id,
-            "not_notified",
-            f"group #{group_id} was already escalated; people were told once",
-        )
-        return
-    assert group is not None
-    notice = Notice(
-        kind="trigger",
-        tenant_id=row.tenant_id,
-        group_id=group_id,
-        title=_group_title(group.cause_service_id or row.service_id, row.type, len(members)),
-        severity=max((Severity(m.severity) for m in members), key=lambda s: s.rank),
-        reason=reason,
-        services=sorted({m.service_id for m in members}),
-        cause_service=group.cause_service_id,
-        incidents=[_incident_brief(m) for m in members],
-        timeline=[{"at": s.at.isoformat(), "kind": s.kind, "message": s.message} for s in steps],
-    )
-    delivered = await notifier.send(notice)
-    async with db.session() as session:
-        await groups_repo.set_notified(
-            session=session, tenant_id=row.tenant_id, group_id=group_id, channels=delivered
-        )
-    await incidents.note(
-        row.tenant_id,
-        row.id,
-        "notified",
-        f"escalation for group #{group_id} delivered to {', '.join(delivered) or 'no channel'}",
-        {"delivered": delivered, "group_id": group_id},
-    )
-
-
-async def notify_group_resolved(db: Database, notifier: Notifier, row: Incident) -> None:
-    """When the last incident of an escalated group resolves, say so where it was escalated."""
-    if row.group_id is None:
-        return
-    async with db.session() as session:
-        closed = await groups_repo.resolve_if_done(
-            session=session, tenant_id=row.tenant_id, group_id=row.group_id
-        )
-        group = await groups_repo.get_group(
-            session=session, tenant_id=row.tenant_id, group_id=row.group_id
-        )
-        members = await groups_repo.members(
-            session=session, tenant_id=row.tenant_id, group_id=row.group_id
-        )
-    if not closed or group is None or group.escalated_at is None or not group.notified_channels:
-        return
-    await notifier.send(
-        Notice(
-            kind="resolve",
-            tenant_id=row.tenant_id,
-            group_id=group.id,
-            title=_group_title(group.cause_service_id or row.service_id, row.type, len(members)),
-            severity=max((Severity(m.severity) for m in members), key=lambda s: s.rank),
-            reason=f"all {len(members)} incident(s) of the group are resolved",
-            services=sorted({m.service_id for m in members}),
-            cause_service=group.cause_service_id,
-            incidents=[_incident_brief(m) for m in members],
-        ),
-        only=list(group.notified_channels),
-    )
-
-
-def _group_title(cause: str, kind: str, size: int) -> str:
-    others = f" (+{size - 1} affected)" if size > 1 else ""
-    return f"{cause}: {kind.replace('_', ' ')}{others}"
-
-
-def _incident_brief(row: Incident) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "service_id": row.service_id,
-        "type": row.type,
-        "severity": row.severity,
-        "status": row.status,
-    }

@@ -1,4 +1,12 @@
-"""Did the fix work? Probe until the incident's symptom is gone, or give up at the deadline."""
+"""Did the fix work? Probe until the incident's symptom is gone, or give up.
+
+It gives up at the deadline, or sooner: once past the start-up grace, a
+streak of MAX_RETRIES (the service's ``retries``) probes that still show the
+symptom, spread over at least ``retries - 1`` probe intervals, is the same
+evidence that opened the incident, so waiting out the deadline would only
+delay the next fix. The spread keeps a service that answers 503 for a moment
+while it restarts from being judged on that moment.
+"""
 
 from __future__ import annotations
 
@@ -79,11 +87,21 @@ class Verifier:
         return is_recovered(await self._probe(spec), spec, kind, limits)
 
     async def verify(
-        self, spec: ServiceSpec, kind: IncidentType, *, started: float, timeout: float
+        self,
+        spec: ServiceSpec,
+        kind: IncidentType,
+        *,
+        started: float,
+        timeout: float,
+        grace: float = 0.0,
     ) -> Verification:
-        """Probe every ``interval`` until ``needed`` good probes in a row or ``timeout``."""
+        """Probe every ``interval`` until ``needed`` good probes in a row, a failed streak
+        after ``grace`` (see the module docstring), or ``timeout``."""
         deadline = started + timeout
+        judged_from = started + grace
+        spread = max(0, spec.retries - 1) * spec.interval
         good = probes = 0
+        streak: list[float] = []  # start times of the bad probes in a row after the grace
         sample: Sample | None = None
         limits = self._limits_for(spec, kind)  # as learned before the alert, fixed meanwhile
         while True:
@@ -91,10 +109,17 @@ class Verifier:
             probes += 1
             if is_recovered(sample, spec, kind, limits):
                 good += 1
+                streak.clear()
                 if good >= self._needed:
                     return Verification(Outcome.RECOVERED, time.time() - started, probes, sample)
             else:
                 good = 0
+                if sample.at >= judged_from:
+                    streak.append(sample.at)
+                if len(streak) >= spec.retries and streak[-1] - streak[0] >= spread:
+                    return Verification(
+                        Outcome.NOT_RECOVERED, time.time() - started, probes, sample
+                    )
             if time.time() + self._interval > deadline:
                 return Verification(Outcome.NOT_RECOVERED, time.time() - started, probes, sample)
             await asyncio.sleep(self._interval)

@@ -138,7 +138,8 @@ async def push_event(
     """Signed with the service's secret (contract headers), on top of the API key.
 
     A heartbeat counts as a healthy probe carrying the figures it reports and
-    arms the service's dead man's switch; an error event counts towards the error
+    arms the service's dead man's switch (``stop`` disarms it: the service is
+    leaving, as the SDK's ``stop_monitoring()`` says); an error event counts towards the error
     rate and goes on the timeline of the service's unresolved incidents. The
     answer is the agent's view of the service (what the SDK's health callback gets).
     """
@@ -179,6 +180,8 @@ async def push_event(
                 metadata=body.metadata,
             ),
         )
+    elif body.type == "stop":
+        agent.heartbeats_stopped(spec)
     else:
         await agent.service_errors(
             spec,
