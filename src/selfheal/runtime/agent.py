@@ -58,6 +58,7 @@ from selfheal.logging import get_logger
 from selfheal.metrics import AgentMetrics
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer, notify_group_resolved
+from selfheal.runtime.retention import Pruner, RetentionPolicy
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import catalog as catalog_repo
@@ -147,6 +148,7 @@ class Agent:
         )
         # the live feed's once-a-second summary of fresh probes (sparklines, last check)
         self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
+        self.pruner = Pruner(self.db, RetentionPolicy.from_settings(self.settings))
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -191,6 +193,7 @@ class Agent:
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
+            asyncio.create_task(self._supervised(self.pruner.run), name="retention"),
         ]
         if self.baselines is not None:
             self._tasks.append(
