@@ -114,7 +114,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL, in-memory and ``file:`` URIs."""
+    if not url.startswith("sqlite"):
+        return None
     path = url.split("///", 1)[-1]
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path).expanduser().resolve()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
