@@ -24,7 +24,7 @@ from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
 from selfheal.web import install as install_dashboard
 
-PUBLIC_PATHS = frozenset({"/health", "/metrics"})
+PUBLIC_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 
 
 def _operation_id(route: APIRoute) -> str:

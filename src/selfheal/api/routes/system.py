@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
 
 from selfheal import __version__
 from selfheal.api.deps import AgentDep, PrincipalDep
@@ -21,6 +22,18 @@ router = APIRouter(tags=["system"])
 async def health(agent: AgentDep) -> dict[str, Any]:
     """200 while the agent runs; says whether its loops are alive."""
     return {"status": "ok" if agent.failed is None else "failing", "version": __version__}
+
+
+@router.get("/health/ready", summary="Readiness: the database answers (no key needed)")
+async def ready(agent: AgentDep) -> dict[str, Any]:
+    """200 when the database answers a query; 503 (database_unavailable) when it does not.
+
+    Kubernetes' readiness probe: a replica that cannot reach its database is
+    taken out of the Service instead of answering every request with 503.
+    """
+    async with agent.db.session() as session:
+        await session.execute(text("SELECT 1"))
+    return {"status": "ready", "database": "sqlite" if agent.db.is_sqlite else "postgresql"}
 
 
 @router.get("/metrics", summary="Prometheus metrics (no key needed)")
