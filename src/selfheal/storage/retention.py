@@ -16,8 +16,9 @@ open incidents: they are the agent's memory and its present.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, exists, select, tuple_
+from sqlalchemy import bindparam, delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.storage.tables import (
@@ -26,31 +27,49 @@ from selfheal.storage.tables import (
     Incident,
     IncidentEvent,
     IncidentGroup,
-    SampleRollup,
     StatusChange,
+    UtcDateTime,
 )
 
 
 async def prune_rollups(*, session: AsyncSession, before: datetime, batch: int) -> int:
-    """Delete up to ``batch`` minute rollups older than ``before``."""
-    key = (SampleRollup.tenant_id, SampleRollup.service_id, SampleRollup.minute)
-    oldest = select(*key).where(SampleRollup.minute < before).limit(batch)
-    result = await session.execute(delete(SampleRollup).where(tuple_(*key).in_(oldest)))
+    """Delete up to ``batch`` minute rollups older than ``before``.
+
+    The table's key has three columns, so rows are addressed by their physical
+    id (PostgreSQL's ``ctid``, SQLite's ``rowid``): the plan is then a lookup
+    per row whatever the planner's statistics say (a row-value ``IN`` turned into
+    a nested loop over the whole table once autovacuum had just reset them).
+    """
+    row = "ctid" if session.get_bind().dialect.name == "postgresql" else "rowid"
+    oldest = f"SELECT {row} FROM sample_rollups WHERE minute < :before LIMIT :batch"  # noqa: S608 - fixed names
+    if row == "ctid":
+        statement = f"DELETE FROM sample_rollups WHERE ctid = ANY(ARRAY({oldest}))"  # noqa: S608
+    else:
+        statement = f"DELETE FROM sample_rollups WHERE rowid IN ({oldest})"  # noqa: S608
+    query = text(statement).bindparams(bindparam("before", type_=UtcDateTime()))
+    result = await session.execute(query, {"before": before, "batch": batch})
     return _count(result)
 
 
 async def prune_status_changes(*, session: AsyncSession, before: datetime, batch: int) -> int:
     """Delete up to ``batch`` status changes older than ``before``."""
-    oldest = select(StatusChange.id).where(StatusChange.at < before).limit(batch)
-    result = await session.execute(delete(StatusChange).where(StatusChange.id.in_(oldest)))
-    return _count(result)
+    return await _prune_by_id(session, StatusChange, StatusChange.at < before, batch)
 
 
 async def prune_audit(*, session: AsyncSession, before: datetime, batch: int) -> int:
     """Delete up to ``batch`` audit entries older than ``before``."""
-    oldest = select(AuditEntry.id).where(AuditEntry.at < before).limit(batch)
-    result = await session.execute(delete(AuditEntry).where(AuditEntry.id.in_(oldest)))
-    return _count(result)
+    return await _prune_by_id(session, AuditEntry, AuditEntry.at < before, batch)
+
+
+async def _prune_by_id(
+    session: AsyncSession, table: type[StatusChange] | type[AuditEntry], old: Any, batch: int
+) -> int:
+    # the ids are read first and deleted by value: an index lookup each, on both
+    # databases, whatever the planner's statistics say
+    ids = list((await session.scalars(select(table.id).where(old).limit(batch))).all())
+    if ids:
+        await session.execute(delete(table).where(table.id.in_(ids)))
+    return len(ids)
 
 
 async def prune_incidents(*, session: AsyncSession, before: datetime, batch: int) -> int:
