@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,31 @@ def test_backup_of_a_live_store_and_postgresql_refused(sqlite_url: str, tmp_path
     on_pg = _cli(["backup", str(tmp_path / "x.db")], "postgresql+asyncpg://u@127.0.0.1/db")
     assert on_pg.exit_code == 2
     assert "pg_dump" in on_pg.output
+
+
+async def test_export_since_keeps_state_and_only_recent_history(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_retention import RECENT, _seed_history
+
+    db = Database(sqlite_url)
+    try:
+        await db.migrate()
+        await _seed_history(db)  # ten rows of each kind 40 days old and 5 days old
+    finally:
+        await db.close()
+    since = (RECENT - timedelta(days=1)).date().isoformat()
+    out = tmp_path / "recent.jsonl"
+    result = await _cli_async(["export", "--since", since, str(out)], sqlite_url)
+    assert result.exit_code == 0, result.output
+    counts = Counter(json.loads(line).get("table") for line in out.read_text().splitlines()[1:])
+    assert counts["sample_rollups"] == counts["status_changes"] == counts["audit_log"] == 10
+    # every incident was opened 40 days ago: none, nor their timelines and actions
+    assert counts["incidents"] == counts["incident_events"] == counts["actions"] == 0
+    assert counts["learning_arms"] == counts["baselines"] == counts["tenants"] == 1
+
+    bad = await _cli_async(["export", "--since", "last week", str(out)], sqlite_url)
+    assert bad.exit_code == 2
+    assert "neither a number of days (30d) nor an ISO date" in bad.output
+    days = await _cli_async(["export", "--since", "3650d", str(tmp_path / "all.jsonl")], sqlite_url)
+    assert days.exit_code == 0, days.output
