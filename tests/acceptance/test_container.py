@@ -55,16 +55,30 @@ def image() -> str:
 
 
 @pytest.fixture
-def container(image: str) -> Iterator[tuple[str, str]]:
-    """The agent in a container on a loopback port: (name, base URL)."""
+def container(image: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The agent in a container on a loopback port: (name, base URL).
+
+    Its key and secret key come from files (``VAR_FILE``), as Compose and
+    Kubernetes secrets do; its config file is mounted where the image looks.
+    """
     name = f"selfheal-test-{uuid.uuid4().hex[:8]}"
     port = free_port()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "api_keys").write_text(KEY + "\n")
+    (secrets / "secret_key").write_text("container-test-secret-key-0123\n")
+    (tmp_path / "selfheal.yaml").write_text("services: []\n")
+    for path in (tmp_path, secrets):  # the container's user is not root
+        path.chmod(0o755)
     run = _docker(
         "run", "--detach", "--name", name, "--network", "host",
         "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges:true",
         "--env", "HOST=127.0.0.1", "--env", f"PORT={port}",
-        "--env", f"API_KEYS={KEY}", "--env", "SECRET_KEY=container-test-secret-key-0123",
+        "--volume", f"{secrets}:/run/secrets:ro",
+        "--volume", f"{tmp_path / 'selfheal.yaml'}:/etc/selfheal/selfheal.yaml:ro",
+        "--env", "API_KEYS_FILE=/run/secrets/api_keys",
+        "--env", "SECRET_KEY_FILE=/run/secrets/secret_key",
         "--env", "CHECK_INTERVAL=1", "--env", "CHECK_TIMEOUT=0.8", "--env", "RETRY_DELAY=0.5",
         "--env", "ACTION_COOLDOWN=0", "--env", "VERIFY_INTERVAL=0.3",
         image,
@@ -92,6 +106,13 @@ async def test_image_serves_and_heals_through_the_container(container: tuple[str
         assert (await client.get("/health/ready")).status_code == 200
         uid = _docker("exec", name, "id", "-u")
         assert uid.stdout.strip() == "10001", uid.stderr
+        # the key from the file works (a 401 otherwise); the mounted config was loaded
+        assert (await client.get("/api/services")).status_code == 200
+        # what the entry point handed to `selfheal serve` (process 1 after its exec)
+        environ = _docker("exec", name, "cat", "/proc/1/environ").stdout.split("\0")
+        assert "SELFHEAL_CONFIG=/etc/selfheal/selfheal.yaml" in environ
+        assert f"API_KEYS={KEY}" in environ
+        assert not [v for v in environ if v.startswith(("API_KEYS_FILE=", "SECRET_KEY_FILE="))]
 
         async with FakeService(service_id="shop") as service:
             registered = await client.post(
