@@ -4,7 +4,7 @@ Each ``prune_*`` function deletes at most ``batch`` rows older than a cutoff
 and returns how many went, so a caller can loop, yield between batches and
 never hold the database (SQLite has one writer: a long delete would stall
 the probe results' flush). Every batch finds its rows through an index on the
-time column (migration 0005), so a batch costs the same at the start and at
+time column (migration 0006), so a batch costs the same at the start and at
 the end of a million rows.
 
 What is pruned: per-minute probe rollups, status changes, resolved incidents

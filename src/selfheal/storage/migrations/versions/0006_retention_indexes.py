@@ -1,19 +1,20 @@
 """retention indexes: the time columns history is pruned by
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0006_retention_indexes
+Revises: 0003 on this branch; 0005_replay_cache once merged with main
 Create Date: 2026-12-02 05:20:00
 
-Numbered 0005 because 0004 (the replay cache) is being written at the same
-time; when both land, this revision's ``down_revision`` becomes ``"0004"``.
+Written while 0004 (rollup latency) and 0005 (replay cache) were being written
+elsewhere: when they are merged, ``down_revision`` becomes ``"0005_replay_cache"``
+(one line), so the history stays a single line.
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0003"
+revision = "0006_retention_indexes"
+down_revision = "0003"  # "0005_replay_cache" after the merge with main
 branch_labels = None
 depends_on = None
 
