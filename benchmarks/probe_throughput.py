@@ -11,6 +11,10 @@ listening port per 1,000 services), so the target's CPU is not counted. Each
 contender runs in its own process; CPU is that process's user+system time.
 
     python benchmarks/probe_throughput.py [--services 10000] [--interval 10] [--duration 60]
+
+``--old-rows N`` seeds the agent's store with N rollups past the retention horizon
+and prunes them (in batches, as the agent's retention task does) during the
+measured window, to show what pruning does to the probe path's lateness.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ async def bare_loop(
 
 
 async def agent_loop(
-    targets: list[str], interval: float, warmup: float, duration: float
+    targets: list[str], interval: float, warmup: float, duration: float, old_rows: int = 0
 ) -> dict[str, Any]:
     """The agent: scheduler, probe, monitor, detection, rollups, metrics; SQLite storage."""
     from pydantic import SecretStr
@@ -151,6 +155,7 @@ async def agent_loop(
         DATA_DIR=tmp,
         CHECK_INTERVAL=interval,
         LOG_LEVEL="WARNING",
+        RETENTION_DAYS=0,  # pruning, if any, runs in the measured window (below)
     )
     agent = Agent(settings)
     await agent.db.migrate()
@@ -162,12 +167,19 @@ async def agent_loop(
             Service(tenant_id="default", service_id=f"svc-{i}", name=f"svc-{i}", health_url=url)
             for i, url in enumerate(targets)
         )
+    if old_rows:
+        sys.path.insert(0, str(ROOT))
+        from tests.integration.test_retention import _bulk_rollups
+
+        await _bulk_rollups(agent.db, old_rows, services=20, tenant=False)
     await agent.start()
     await asyncio.sleep(warmup)
     probes0 = agent.scheduler.probes
     late0 = agent.scheduler._lateness_n
     cpu0 = _usage()
+    pruning = asyncio.create_task(_prune(agent.db)) if old_rows else None
     await asyncio.sleep(duration)
+    pruned = await pruning if pruning else None
     cpu = _usage() - cpu0
     count = agent.scheduler.probes - probes0
     taken = agent.scheduler._lateness_n - late0
@@ -176,7 +188,23 @@ async def agent_loop(
     await agent.stop()
     result = _report("selfheal agent", count, cpu, duration, lateness)
     result["failed_probes"] = failed
+    if pruned is not None:
+        result["pruned"] = pruned
     return result
+
+
+async def _prune(db: Any) -> dict[str, Any]:
+    """What the retention task does, started at the beginning of the measured window."""
+    from selfheal.runtime.retention import Pruner, RetentionPolicy
+
+    policy = RetentionPolicy(days={"rollups": 30}, batch=2000)
+    report = await Pruner(db, policy).prune_once()
+    return {
+        "rows": report.total,
+        "seconds": round(report.seconds, 2),
+        "batches": report.batches,
+        "longest_batch_ms": round(report.longest_batch * 1000, 1),
+    }
 
 
 def _report(
@@ -199,8 +227,12 @@ def _report(
 
 def _child(args: argparse.Namespace) -> None:
     targets = urls(args.services, args.base_port)
-    runner = bare_loop if args.child == "bare" else agent_loop
-    result = asyncio.run(runner(targets, args.interval, args.warmup, args.duration))
+    if args.child == "bare":
+        result = asyncio.run(bare_loop(targets, args.interval, args.warmup, args.duration))
+    else:
+        result = asyncio.run(
+            agent_loop(targets, args.interval, args.warmup, args.duration, args.old_rows)
+        )
     print(json.dumps(result), flush=True)
 
 
@@ -220,6 +252,8 @@ def _run_child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.warmup),
         "--base-port",
         str(args.base_port),
+        "--old-rows",
+        str(args.old_rows),
     ]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -235,6 +269,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--base-port", type=int, default=21000)
+    parser.add_argument("--old-rows", type=int, default=0, help="rollups pruned while measured")
     parser.add_argument("--child", choices=["bare", "agent", "target"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "target":
@@ -284,6 +319,8 @@ def main() -> None:
     ratio = agent["cpu_seconds_per_1000_probes"] / bare["cpu_seconds_per_1000_probes"]
     print(f"\nagent CPU per probe / bare aiohttp loop CPU per probe: {ratio:.2f}x")
     print(f"agent failed probes during the run: {agent.get('failed_probes')}")
+    if "pruned" in agent:
+        print(f"pruned during the measured window: {agent['pruned']}")
     print(json.dumps({"bare": bare, "agent": agent, "ratio": round(ratio, 3)}))
 
 

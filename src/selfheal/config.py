@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     OUTBOUND_DENY: Annotated[list[str], NoDecode] = Field(default_factory=list)
     OUTBOUND_ALLOW: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # retention (see docs/operations.md): days of history kept, 0 keeps it forever;
+    # the per-table values override RETENTION_DAYS for one kind of row
+    RETENTION_DAYS: float = Field(default=90.0, ge=0)
+    RETENTION_ROLLUPS_DAYS: float | None = Field(default=None, ge=0)
+    RETENTION_STATUS_CHANGES_DAYS: float | None = Field(default=None, ge=0)
+    RETENTION_INCIDENTS_DAYS: float | None = Field(default=None, ge=0)
+    RETENTION_AUDIT_DAYS: float | None = Field(default=None, ge=0)
+    RETENTION_INTERVAL: float = Field(default=3600.0, gt=0)
+    RETENTION_BATCH_SIZE: int = Field(default=2000, ge=1, le=5000)
+
     # API
     API_KEY_HEADER: str = "X-API-Key"
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

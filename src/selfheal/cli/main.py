@@ -224,6 +224,16 @@ def demo(duration: float | None, port: int, host: str) -> None:
     sys.exit(run_demo(duration=duration, host=host, port=port))
 
 
+def _register_data_commands() -> None:
+    from selfheal.cli import data
+
+    for command in (data.export_command, data.import_command, data.backup_command):
+        cli.add_command(command)
+
+
+_register_data_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

@@ -65,6 +65,7 @@ from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer
 from selfheal.runtime.paging import notify_group_resolved
+from selfheal.runtime.retention import Pruner, RetentionPolicy
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
@@ -170,6 +171,7 @@ class Agent:
         # the live feed's once-a-second summary of fresh probes (sparklines, last check)
         self.digest = ProbeDigest(bus=self.bus, keys=self.monitor.keys, last_sample=self._last)
         self.workloads = Workloads(self.settings, self.monitor, lambda: self.fleet, self.bus)
+        self.pruner = Pruner(self.db, RetentionPolicy.from_settings(self.settings))
         # built in start(): they need the running loop and the HTTP clients
         self.scheduler: Scheduler
         self.fleet: FleetManager
@@ -220,6 +222,7 @@ class Agent:
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
+            asyncio.create_task(self._supervised(self.pruner.run), name="retention"),
         ]
         if self.baselines is not None:
             self._tasks.append(

@@ -228,6 +228,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL, in-memory and ``file:`` URIs."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path).expanduser().resolve()
+
+
 def check_sqlite_path(url: str) -> None:
     """Refuse a SQLite file whose folder does not exist, naming it.
 
@@ -235,12 +245,11 @@ def check_sqlite_path(url: str) -> None:
     fresh empty database somewhere unexpected; the CLI creates the default
     DATA_DIR itself before it gets here.
     """
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    if not path or path == ":memory:" or path.startswith("file:"):
+    path = sqlite_path(url)
+    if path is None:
         return
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir():
+    if not path.parent.is_dir():
         raise StorageError(
-            f"the folder of the SQLite database {path!r} does not exist ({folder}); "
+            f"the folder of the SQLite database {str(path)!r} does not exist ({path.parent}); "
             f"create it, or point DATABASE_URL at an existing folder"
         )

@@ -146,7 +146,7 @@ class Incident(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)  # retention's horizon
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(Text)
@@ -235,7 +235,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # retention's horizon
     actor: Mapped[str] = mapped_column(String(200))
     verb: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(300))
@@ -252,7 +252,7 @@ class StatusChange(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     service_id: Mapped[str] = mapped_column(String(128))
-    at: Mapped[datetime] = mapped_column()
+    at: Mapped[datetime] = mapped_column(index=True)  # retention's horizon
     previous: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -266,7 +266,7 @@ class SampleRollup(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     service_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True, index=True)  # retention
     probes: Mapped[int] = mapped_column(Integer)
     ok: Mapped[int] = mapped_column(Integer)
     response_ms_sum: Mapped[float] = mapped_column(Float)
