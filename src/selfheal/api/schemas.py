@@ -7,27 +7,84 @@ is a 422 naming the field, never a silently ignored setting.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from selfheal.configfile import (
     ACTION_NAME,
-    Duration,
+    DAY,
+    HeartbeatTimeout,
+    Interval,
+    LongDuration,
+    ProbeTimeout,
+    ShortDuration,
     ThresholdOverrides,
+    bounded_duration,
     check_http_url,
 )
 from selfheal.types import IncidentType
 
 SERVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
+# a silence lasts a second to a year
+SilenceDuration = Annotated[float, *bounded_duration(1.0, 366 * DAY)]
+# unix seconds between 2000 and 2100: anything else is a wrong clock or a wrong unit
+UNIX_MIN, UNIX_MAX = 946_684_800, 4_102_444_800
+
+
+def _reasonable_time(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # a time without a zone is UTC, not local
+    if not UNIX_MIN <= value.timestamp() <= UNIX_MAX:
+        raise ValueError("must be a time between the years 2000 and 2100, e.g. 2030-01-31T12:00Z")
+    return value
+
+
+Instant = Annotated[
+    datetime,
+    AfterValidator(_reasonable_time),
+    Field(description="ISO 8601 time between 2000 and 2100; without a zone it is UTC"),
+]
+
+
+def _plain_json(value: Any, where: str = "body") -> None:
+    """Refuse what a database cannot store: NUL characters and non-finite numbers."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: text cannot contain the NUL character (\\u0000); remove it")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _plain_json(key, where)
+            _plain_json(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, list):
+        for item in value:
+            _plain_json(item, where)
 
 
 class Request(BaseModel):
-    """Base of request bodies: unknown fields are an error."""
+    """Base of request bodies: unknown fields are an error, and so are NUL characters
+    and NaN or Infinity anywhere (PostgreSQL refuses to store them)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        _plain_json(value, "body")
+        return value
 
 
 class ServiceFields(Request):
@@ -44,14 +101,13 @@ class ServiceFields(Request):
     )
     tags: list[Tag] | None = Field(default=None, max_length=50)
     metadata: dict[str, Any] | None = None
-    interval: Duration | None = Field(default=None, gt=0, description="Seconds, or '10s'.")
-    timeout: Duration | None = Field(default=None, gt=0)
+    interval: Interval | None = Field(default=None, description="Seconds between probes.")
+    timeout: ProbeTimeout | None = Field(default=None, description="Seconds a probe may take.")
     retries: int | None = Field(default=None, ge=1, le=100)
-    retry_delay: Duration | None = None
-    cooldown: Duration | None = None
-    heartbeat_timeout: Duration | None = Field(
+    retry_delay: ShortDuration | None = None
+    cooldown: LongDuration | None = None
+    heartbeat_timeout: HeartbeatTimeout | None = Field(
         default=None,
-        gt=0,
         description="Seconds without a heartbeat before an unreachable incident opens "
         "(default: twice the heartbeat interval the service reports).",
     )
@@ -60,7 +116,7 @@ class ServiceFields(Request):
         default=None, max_length=50, description="services this one needs (grouping)"
     )
     dry_run: bool | None = Field(default=None, description="decide and record, never act")
-    grace: Duration | None = Field(
+    grace: ShortDuration | None = Field(
         default=None, description="after a restart, probes do not count for this long"
     )
     recovery_probes: int | None = Field(default=None, ge=1, le=100)
@@ -280,7 +336,13 @@ class CatalogActionIn(Request):
 class CatalogUpdate(Request):
     """``PUT /api/catalog``: the full catalog; types left out keep their entries."""
 
-    entries: dict[IncidentType, list[CatalogActionIn | Annotated[str, Field(pattern=ACTION_NAME)]]]
+    entries: dict[
+        IncidentType,
+        Annotated[
+            list[CatalogActionIn | Annotated[str, Field(pattern=ACTION_NAME)]],
+            Field(max_length=20, description="at most 20 fixes per incident type"),
+        ],
+    ]
 
 
 class PauseIn(Request):
@@ -317,9 +379,9 @@ class SilenceCreate(Request):
     """A silence or maintenance window: give ``ends_at`` or ``duration``."""
 
     matchers: SilenceMatchersIn
-    starts_at: datetime | None = Field(default=None, description="default: now")
-    ends_at: datetime | None = None
-    duration: Duration | None = Field(default=None, gt=0, description="seconds, or '2h'")
+    starts_at: Instant | None = Field(default=None, description="default: now")
+    ends_at: Instant | None = None
+    duration: SilenceDuration | None = None
     comment: str = Field(min_length=1, max_length=2000)
 
 
@@ -369,17 +431,22 @@ class ServiceEventIn(Request):
     cpu: float | None = Field(default=None, ge=0, le=100)
     memory: float | None = Field(default=None, ge=0, le=100)
     error_rate: float | None = Field(default=None, ge=0, le=1)
-    latency_ms: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0, le=3_600_000)
     interval: float | None = Field(
-        default=None, gt=0, le=86_400, description="seconds until the next heartbeat"
+        default=None, ge=0.01, le=DAY, description="seconds until the next heartbeat"
     )
     requests: int | None = Field(
-        default=None, ge=0, description="requests served since the previous heartbeat"
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description="requests served since the previous heartbeat",
     )
     count: int = Field(default=1, ge=1, le=1_000_000, description="errors this event stands for")
     error_type: str | None = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=4000)
-    sent_at: float | None = Field(default=None, description="when the service sent it (unix s)")
+    sent_at: float | None = Field(
+        default=None, ge=UNIX_MIN, le=UNIX_MAX, description="when the service sent it (unix s)"
+    )
     metadata: dict[str, Any] | None = None
 
 
