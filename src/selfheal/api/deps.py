@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, WebSocket
+from pydantic import WithJsonSchema
 
 from selfheal.api.schemas import SERVICE_ID
 from selfheal.auth import Principal
-from selfheal.errors import AuthenticationError, ValidationFailedError
+from selfheal.errors import AuthenticationError, BadRequestError
 from selfheal.runtime.agent import Agent
 
 
@@ -40,29 +42,27 @@ def websocket_agent(websocket: WebSocket) -> Agent:
 
 # row ids are 64-bit signed integers in both databases; past that a query cannot run
 MAX_ID = 2**63 - 1
-_CURSOR = r"^[0-9]{1,19}$"
+_CURSOR = r"[0-9]{1,19}"
 
 
 def page_cursor(
     cursor: Annotated[
         str | None,
-        Query(
-            max_length=19,
-            pattern=_CURSOR,
-            description="the next_cursor of the previous page (ASCII digits)",
-        ),
+        Query(description="the next_cursor of the previous page"),
+        # stated for clients; checked below, so that the answer says how to fix it
+        WithJsonSchema({"type": "string", "pattern": f"^{_CURSOR}$", "maxLength": 19}),
     ] = None,
 ) -> int | None:
     """The keyset cursor of a list route (the ``next_cursor`` of the previous page)."""
     if cursor is None:
         return None
-    # the pattern admits only ASCII digits ("\u00b2".isdigit() is true, int() refuses it)
-    value = int(cursor)
-    if value > MAX_ID:
-        raise ValidationFailedError(
-            f"cursor: must be at most {MAX_ID}; pass the next_cursor of a previous page"
+    # ASCII digits only: "\u00b2".isdigit() is true and int() refuses it
+    if not re.fullmatch(_CURSOR, cursor) or int(cursor) > MAX_ID:
+        raise BadRequestError(
+            "cursor must be the next_cursor of a previous page (ASCII digits, at most "
+            f"{MAX_ID}); leave it out for the first page"
         )
-    return value
+    return int(cursor)
 
 
 AgentDep = Annotated[Agent, Depends(get_agent)]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, ServiceIdFilter
+from selfheal.api.errors import documented
 from selfheal.api.schemas import ActionsPublic
 from selfheal.api.views import action_public
 from selfheal.storage.repositories import actions as repo
@@ -14,7 +15,12 @@ from selfheal.storage.repositories import actions as repo
 router = APIRouter(prefix="/api/actions", tags=["actions"])
 
 
-@router.get("", response_model=ActionsPublic, summary="List action runs, newest first")
+@router.get(
+    "",
+    response_model=ActionsPublic,
+    summary="List action runs, newest first",
+    responses=documented(400),
+)
 async def list_actions(
     agent: AgentDep,
     principal: PrincipalDep,

@@ -19,7 +19,12 @@ from selfheal.types import IncidentStatus, IncidentType, ServiceKey
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 
 
-@router.get("", response_model=IncidentsPublic, summary="List incidents, newest first")
+@router.get(
+    "",
+    response_model=IncidentsPublic,
+    summary="List incidents, newest first",
+    responses=documented(400),
+)
 async def list_incidents(
     agent: AgentDep,
     principal: PrincipalDep,
