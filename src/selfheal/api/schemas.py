@@ -7,19 +7,12 @@ is a 422 naming the field, never a silently ignored setting.
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal.api.bounds import UNIX_MAX, UNIX_MIN, Instant, SilenceDuration, refuse_unstorable
 from selfheal.configfile import (
     ACTION_NAME,
     DAY,
@@ -29,49 +22,12 @@ from selfheal.configfile import (
     ProbeTimeout,
     ShortDuration,
     ThresholdOverrides,
-    bounded_duration,
     check_http_url,
 )
 from selfheal.types import IncidentType
 
 SERVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
-# a silence lasts a second to a year
-SilenceDuration = Annotated[float, *bounded_duration(1.0, 366 * DAY)]
-# unix seconds between 2000 and 2100: anything else is a wrong clock or a wrong unit
-UNIX_MIN, UNIX_MAX = 946_684_800, 4_102_444_800
-
-
-def _reasonable_time(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # a time without a zone is UTC, not local
-    if not UNIX_MIN <= value.timestamp() <= UNIX_MAX:
-        raise ValueError("must be a time between the years 2000 and 2100, e.g. 2030-01-31T12:00Z")
-    return value
-
-
-Instant = Annotated[
-    datetime,
-    AfterValidator(_reasonable_time),
-    Field(description="ISO 8601 time between 2000 and 2100; without a zone it is UTC"),
-]
-
-
-def _plain_json(value: Any, where: str = "body") -> None:
-    """Refuse what a database cannot store: NUL characters and non-finite numbers."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where}: text cannot contain the NUL character (\\u0000); remove it")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: numbers must be finite (no NaN or Infinity)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _plain_json(key, where)
-            _plain_json(item, f"{where}.{key}" if isinstance(key, str) else where)
-    elif isinstance(value, list):
-        for item in value:
-            _plain_json(item, where)
 
 
 class Request(BaseModel):
@@ -83,7 +39,7 @@ class Request(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
-        _plain_json(value, "body")
+        refuse_unstorable(value)
         return value
 
 
