@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from self_healing_sdk.signing import sign
 from selfheal.testing import AgentServer
 from tests.acceptance.test_bad_input import assert_error
 from tests.conftest import api_client
@@ -164,3 +165,23 @@ async def test_sane_values_are_still_accepted(server: AgentServer) -> None:
         assert response.status_code == 201, response.text
         service = response.json()["service"]
         assert (service["interval"], service["timeout"], service["cooldown"]) == (1, 0.5, 604800)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        b'{"type": "error", "message": "boom\\u0000"}',
+        b'{"type": "heartbeat", "latency_ms": Infinity}',
+        b'{"type": "heartbeat", "requests": 99999999999999999999}',
+        b'{"type": "heartbeat", "metadata": {"x": NaN}}',
+    ],
+)
+async def test_signed_pushes_out_of_bounds_are_422(server: AgentServer, event: bytes) -> None:
+    secret = "push-secret-0123456789"
+    async with api_client(server.url) as client:
+        registered = await client.post("/api/services/register", json=VALID | {"secret": secret})
+        assert registered.status_code == 201, registered.text
+        response = await client.post(
+            "/api/services/api/events", content=event, headers=sign(secret, "api", event)
+        )
+        assert_error(response, 422, "validation_error", "invalid event")
