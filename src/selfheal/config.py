@@ -7,6 +7,7 @@ Durations are seconds, thresholds are in the unit their name says.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,7 +19,45 @@ from selfheal.errors import ConfigError
 from selfheal.outbound import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///selfheal.db"
-_PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "your-secret-key", "dev"})
+# placeholders as written in examples and tutorials, compared letters and digits only
+# ("your-secret-key-here", "CHANGE_ME", "<secret>"); refused outside DEBUG
+_PLACEHOLDER_SECRETS = frozenset(
+    {
+        "changeme",
+        "secret",
+        "secretkey",
+        "mysecret",
+        "mysecretkey",
+        "yoursecret",
+        "yoursecretkey",
+        "yoursecretkeyhere",
+        "yoursecrethere",
+        "yourkeyhere",
+        "dev",
+        "development",
+        "test",
+        "default",
+        "password",
+        "placeholder",
+        "replaceme",
+        "insecure",
+        "example",
+        "none",
+        "null",
+    }
+)
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "yoursecret", "placeholder", "secretkeyhere")
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """Whether a SECRET_KEY is an example value rather than a key someone generated."""
+    letters = re.sub(r"[^a-z0-9]", "", value.lower())
+    return (
+        letters in _PLACEHOLDER_SECRETS
+        or any(word in letters for word in _PLACEHOLDER_WORDS)
+        or not letters  # "<>", "***"
+        or value.strip().startswith("<")  # "<your key>"
+    )
 
 
 class Settings(BaseSettings):
@@ -170,10 +209,12 @@ class Settings(BaseSettings):
                 "postgresql+asyncpg://user@host/db) and unset MONGO_URI."
             )
         key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else None
-        if key is not None and not self.DEBUG and key.lower() in _PLACEHOLDER_SECRETS:
+        if key is not None and not self.DEBUG and is_placeholder_secret(key):
             raise ValueError(
-                "SECRET_KEY is a placeholder value; set it to a long random string, e.g. "
-                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                "SECRET_KEY is a placeholder value (as in an example file). Make a key with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))' and set "
+                "SECRET_KEY to it, or unset SECRET_KEY to have one generated in DATA_DIR "
+                "(DEBUG=true allows placeholders for development)"
             )
         return self
 

@@ -7,6 +7,7 @@ the field, so a typo at 3 a.m. is a one-line fix.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     BeforeValidator,
@@ -25,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
 from selfheal.errors import ConfigError
 from selfheal.outbound import parse_networks
@@ -39,22 +42,67 @@ ACTION_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 PLUGIN_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 
 
+# the longest duration anything takes (a year): past it a value is a typo, and 1e20
+# seconds would overflow the event loop's timer heap and datetime arithmetic
+MAX_DURATION = 366 * 86_400.0
+DURATION_TEXT = r"^\s*\d{1,12}(\.\d{1,9})?\s*(ms|s|m|h|d)?\s*$"
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from ``10``, ``2.5``, ``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"``, ``"1d"``."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '10s'")
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
+    elif isinstance(value, str) and len(value) <= 32 and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 10, '500ms', '10s', '5m'")
+        raise ValueError(f"{value!r:.40} is not a duration; write e.g. 10, '500ms', '10s', '5m'")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ValueError(f"a duration is at most {MAX_DURATION:,.0f} seconds (a year)")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _between(low: float, high: float) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if not low <= seconds <= high:
+            raise ValueError(f"must be between {low:g} and {high:g} seconds, got {seconds:g}")
+        return seconds
+
+    return AfterValidator(check)
+
+
+def _duration_schema(low: float, high: float) -> WithJsonSchema:
+    # the document states the bounds; "10s"-style strings are accepted too
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": low, "maximum": high},
+                {"type": "string", "pattern": DURATION_TEXT, "maxLength": 32},
+            ],
+            "description": f"seconds ({low:g} to {high:g}), or a string like '10s', '5m'",
+        }
+    )
+
+
+def bounded_duration(low: float, high: float) -> tuple[Any, ...]:
+    """Annotated metadata of a duration field between ``low`` and ``high`` seconds."""
+    return (BeforeValidator(parse_duration), _between(low, high), _duration_schema(low, high))
+
+
+DAY = 86_400.0
+# a probe interval under a second measures the network, not the service; 0.001 s made
+# every probe time out (the timeout never outlives the interval) and a healthy service down
+Interval = Annotated[float, *bounded_duration(1.0, DAY)]
+ProbeTimeout = Annotated[float, *bounded_duration(0.1, 300.0)]
+ShortDuration = Annotated[float, *bounded_duration(0.0, DAY)]
+LongDuration = Annotated[float, *bounded_duration(0.0, 30 * DAY)]
+HeartbeatTimeout = Annotated[float, *bounded_duration(0.1, 7 * DAY)]
 
 
 def check_http_url(value: str) -> str:
@@ -68,7 +116,7 @@ def check_http_url(value: str) -> str:
 class Strict(BaseModel):
     """Config sections refuse unknown keys: a typo must not be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class ThresholdOverrides(Strict):
@@ -76,9 +124,9 @@ class ThresholdOverrides(Strict):
 
     cpu: float | None = Field(default=None, ge=0, le=100)
     memory: float | None = Field(default=None, ge=0, le=100)
-    latency_ms: float | None = Field(default=None, gt=0)
+    latency_ms: float | None = Field(default=None, gt=0, le=3_600_000)
     error_rate: float | None = Field(default=None, ge=0, le=1)
-    response_time_ms: float | None = Field(default=None, gt=0)
+    response_time_ms: float | None = Field(default=None, gt=0, le=3_600_000)
 
 
 class RemediationSpec(Strict):
@@ -148,12 +196,12 @@ class ServiceConfig(Strict):
     check: dict[str, Any] | None = None
     webhook_url: str | None = None
     secret: str | None = Field(default=None, min_length=1, max_length=512, repr=False)
-    interval: Duration | None = Field(default=None, gt=0)
-    timeout: Duration | None = Field(default=None, gt=0)
+    interval: Interval | None = None
+    timeout: ProbeTimeout | None = None
     retries: int | None = Field(default=None, ge=1, le=100)
-    retry_delay: Duration | None = None
-    cooldown: Duration | None = None
-    heartbeat_timeout: Duration | None = Field(default=None, gt=0)
+    retry_delay: ShortDuration | None = None
+    cooldown: LongDuration | None = None
+    heartbeat_timeout: HeartbeatTimeout | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     thresholds: ThresholdOverrides = Field(default_factory=ThresholdOverrides)
@@ -162,7 +210,7 @@ class ServiceConfig(Strict):
     )
     depends_on: list[Annotated[str, Field(pattern=_SERVICE_ID)]] = Field(default_factory=list)
     dry_run: bool | None = None
-    grace: Duration | None = None
+    grace: ShortDuration | None = None
     recovery_probes: int | None = Field(default=None, ge=1, le=100)
     process: ProcessConfig | None = None  # the agent starts and supervises it
     container: str | None = Field(default=None, pattern=r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$")

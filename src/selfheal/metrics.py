@@ -50,18 +50,29 @@ class AgentMetrics:
             ["type", "severity"],
             registry=registry,
         )
+        # each action counted once, when it has run; what verification found afterwards is
+        # agent_action_outcomes_total (counting both here summed to twice the actions run)
         self.actions = Counter(
             "agent_actions",
-            "Remediation actions run, by action and result "
-            "(succeeded, failed, recovered, not_recovered, interrupted).",
+            "Remediation actions run, by action and how the run ended (succeeded, failed).",
             ["action", "outcome"],
             registry=registry,
         )
-        self.success_rate = Gauge(
-            "agent_success_rate",
-            "Share of verified actions after which the service recovered (0-1).",
+        self.outcomes = Counter(
+            "agent_action_outcomes",
+            "Verified actions, by action and outcome (recovered, not_recovered).",
+            ["action", "outcome"],
             registry=registry,
         )
+        # exported only once something was verified: a 0.0 before any outcome read as
+        # "every fix failed" on dashboards and in alerts
+        self.success_rate = Gauge(
+            "agent_success_rate",
+            "Share of verified actions after which the service recovered (0-1); "
+            "absent until an action was verified.",
+            registry=None,
+        )
+        self._rate_exported = False
         self.monitoring_duration = Histogram(
             "agent_monitoring_duration_seconds",
             "Time one probe of one service took, in seconds.",
@@ -111,7 +122,12 @@ class AgentMetrics:
 
     def _update_rate(self) -> None:
         total = sum(self._outcomes)
-        self.success_rate.set(self._outcomes[0] / total if total else 0.0)
+        if not total:
+            return
+        self.success_rate.set(self._outcomes[0] / total)
+        if not self._rate_exported:
+            self.registry.register(self.success_rate)
+            self._rate_exported = True
 
     def watch_fleet(self, view: FleetView) -> None:
         """Register the scrape-time collector of per-service values."""

@@ -117,3 +117,32 @@ def test_serve_refuses_to_start_when_a_plugin_fails_to_import(
     assert code == 2
     assert "plugin 'fix' (selfheal.executors) from package broken-plugin 1.2" in output
     assert "failed to import: ModuleNotFoundError" in output
+
+
+def test_the_seeds_placeholder_secret_key_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "selfheal.cli.main", "serve", "--port", "5998"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SECRET_KEY": "your-secret-key-here",
+            "DATA_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "SECRET_KEY is a placeholder" in result.stderr
+    assert "secrets.token_urlsafe(32)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "listening" not in result.stdout + result.stderr
+
+
+def test_a_sub_second_interval_in_the_config_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fast.yaml"
+    path.write_text(GOOD.replace("interval: 10s", "interval: 0.001"))
+    code, output = run("check-config", str(path))
+    assert code == 2
+    assert "interval" in output
+    assert "between 1 and 86400 seconds" in output

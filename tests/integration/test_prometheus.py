@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from selfheal.events.bus import Event
 from selfheal.metrics import AgentMetrics
@@ -155,6 +155,7 @@ def test_metrics_cover_the_contract_with_bounded_labels(exposition: str) -> None
     for name, kind in {
         "agent_incidents_total": "counter",
         "agent_actions_total": "counter",
+        "agent_action_outcomes_total": "counter",
         "agent_success_rate": "gauge",
         "agent_monitoring_duration_seconds": "histogram",
         "agent_recovery_seconds": "histogram",
@@ -167,7 +168,11 @@ def test_metrics_cover_the_contract_with_bounded_labels(exposition: str) -> None
         "agent_services": "gauge",
     }.items():
         assert found.get(name) == kind, name
-    assert 'agent_actions_total{action="restart",outcome="recovered"} 1.0' in exposition
+    # one restart ran and was verified: counted once as run, once as an outcome
+    assert 'agent_actions_total{action="restart",outcome="succeeded"} 1.0' in exposition
+    assert 'agent_action_outcomes_total{action="restart",outcome="recovered"} 1.0' in exposition
+    assert 'agent_actions_total{action="restart",outcome="recovered"}' not in exposition
+    assert "agent_success_rate 1.0" in exposition
     assert 'service_incidents_total{service="shop",tenant="default",type="http_error"} 1.0' in (
         exposition
     )
@@ -269,3 +274,35 @@ def test_scrape_config_sends_the_key_from_a_file(tmp_path: Path) -> None:
         [promtool(), "check", "config", str(checked)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_success_rate_is_absent_until_an_action_was_verified() -> None:
+    registry = CollectorRegistry()
+    metrics = AgentMetrics(registry)
+    metrics.seed_outcomes(0, 0)  # a fresh database: nothing verified yet
+    assert "agent_success_rate" not in generate_latest(registry).decode()
+    assert registry.get_sample_value("agent_success_rate") is None
+    metrics.count_outcome(True)
+    assert registry.get_sample_value("agent_success_rate") == 1.0
+    metrics.count_outcome(False)
+    assert registry.get_sample_value("agent_success_rate") == 0.5
+    restarted = CollectorRegistry()
+    AgentMetrics(restarted).seed_outcomes(3, 1)  # a restart starts from the database
+    assert restarted.get_sample_value("agent_success_rate") == 0.75
+
+
+def test_each_action_is_counted_once() -> None:
+    registry = CollectorRegistry()
+    metrics = AgentMetrics(registry)
+    # what the runner and the verifier record for one restart that worked
+    metrics.actions.labels(action="restart", outcome="succeeded").inc()
+    metrics.outcomes.labels(action="restart", outcome="recovered").inc()
+    metrics.count_outcome(True)
+    runs = [
+        s.value
+        for family in registry.collect()
+        if family.name == "agent_actions"
+        for s in family.samples
+        if s.name == "agent_actions_total"
+    ]
+    assert sum(runs) == 1

@@ -54,12 +54,36 @@ def test_mongo_uri_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(_env_file=None)
 
 
-def test_placeholder_secret_refused_outside_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SECRET_KEY", "changeme")
-    with pytest.raises(ConfigError, match="SECRET_KEY"):
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "changeme",
+        "your-secret-key-here",  # the seed's own .env example
+        "YOUR_SECRET_KEY",
+        "change-me-in-production",
+        "<your secret key>",
+        "replace_me",
+        "secret",
+        "placeholder",
+    ],
+)
+def test_placeholder_secret_refused_outside_debug(
+    monkeypatch: pytest.MonkeyPatch, placeholder: str
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", placeholder)
+    with pytest.raises(ConfigError, match="SECRET_KEY is a placeholder") as refused:
         load_settings(_env_file=None)
+    assert "secrets.token_urlsafe(32)" in str(refused.value)  # says how to make a key
+    if len(placeholder) > 12:  # (short ones are words of the message itself)
+        assert placeholder not in str(refused.value)  # never echoes the value
     monkeypatch.setenv("DEBUG", "1")
     assert load_settings(_env_file=None).DEBUG
+
+
+@pytest.mark.parametrize("key", ["test-secret-key-not-for-production", "k3Y_9fQ2-Lz8wPq0"])
+def test_real_looking_secret_keys_are_accepted(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    monkeypatch.setenv("SECRET_KEY", key)
+    assert load_settings(_env_file=None).secret_key() == key
 
 
 def test_generated_secret_key_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,6 +108,10 @@ def _openapi(app: FastAPI, header: str) -> dict[str, Any]:
                 operation.setdefault("responses", {}).setdefault("401", error)
                 operation["responses"].setdefault("429", error)
             responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                # malformed JSON, and bodies over MAX_BODY_BYTES (BodyLimitMiddleware)
+                responses.setdefault("400", error)
+                responses.setdefault("413", error)
             if "422" in responses:
                 responses["422"] = error
     app.openapi_schema = schema

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import Depends, Request, WebSocket
+from fastapi import Depends, Path, Query, Request, WebSocket
+from pydantic import WithJsonSchema
 from starlette.requests import HTTPConnection
 
+from selfheal.api.schemas import SERVICE_ID
 from selfheal.auth import FailureThrottle, Principal
 from selfheal.errors import (
     ApiError,
@@ -73,15 +76,36 @@ def websocket_agent(websocket: WebSocket) -> Agent:
     return agent
 
 
-def page_cursor(cursor: str | None = None) -> int | None:
+# row ids are 64-bit signed integers in both databases; past that a query cannot run
+MAX_ID = 2**63 - 1
+_CURSOR = r"[0-9]{1,19}"
+
+
+def page_cursor(
+    cursor: Annotated[
+        str | None,
+        Query(description="the next_cursor of the previous page"),
+        # stated for clients; checked below, so that the answer says how to fix it
+        WithJsonSchema({"type": "string", "pattern": f"^{_CURSOR}$", "maxLength": 19}),
+    ] = None,
+) -> int | None:
     """The keyset cursor of a list route (the ``next_cursor`` of the previous page)."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
-        raise BadRequestError("cursor must be the next_cursor of a previous page")
+    # ASCII digits only: "\u00b2".isdigit() is true and int() refuses it
+    if not re.fullmatch(_CURSOR, cursor) or int(cursor) > MAX_ID:
+        raise BadRequestError(
+            "cursor must be the next_cursor of a previous page (ASCII digits, at most "
+            f"{MAX_ID}); leave it out for the first page"
+        )
     return int(cursor)
 
 
 AgentDep = Annotated[Agent, Depends(get_agent)]
 CursorDep = Annotated[int | None, Depends(page_cursor)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+# a row id in a path: 1 to 2**63 - 1, stated in the OpenAPI document
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id (1 to 2**63 - 1)")]
+# a service id in a path or a filter, as registered (see SERVICE_ID)
+ServiceIdPath = Annotated[str, Path(pattern=SERVICE_ID, max_length=128)]
+ServiceIdFilter = Annotated[str | None, Query(pattern=SERVICE_ID, max_length=128)]

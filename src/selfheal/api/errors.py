@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from selfheal.api.schemas import ErrorPublic
 from selfheal.errors import ApiError, StorageError, TooManyRequestsError
 from selfheal.logging import get_logger
 
@@ -27,6 +28,15 @@ _HTTP_CODES = {
     422: "validation_error",
     429: "too_many_requests",
 }
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for the 4xx answers it gives besides 401 and 422
+    (those two, 400 and 413 for bodies, are added to every route they apply to)."""
+    return {
+        status: {"model": ErrorPublic, "description": _HTTP_CODES[status].replace("_", " ")}
+        for status in statuses
+    }
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

@@ -10,24 +10,37 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal.api.bounds import UNIX_MAX, UNIX_MIN, Instant, SilenceDuration, refuse_unstorable
 from selfheal.configfile import (
     ACTION_NAME,
-    Duration,
+    DAY,
+    HeartbeatTimeout,
+    Interval,
+    LongDuration,
+    ProbeTimeout,
+    ShortDuration,
     ThresholdOverrides,
     check_http_url,
 )
 from selfheal.types import IncidentType
 
 SERVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
 
 
 class Request(BaseModel):
-    """Base of request bodies: unknown fields are an error."""
+    """Base of request bodies: unknown fields are an error, and so are NUL characters
+    and NaN or Infinity anywhere (PostgreSQL refuses to store them)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        refuse_unstorable(value)
+        return value
 
 
 class ServiceFields(Request):
@@ -44,14 +57,13 @@ class ServiceFields(Request):
     )
     tags: list[Tag] | None = Field(default=None, max_length=50)
     metadata: dict[str, Any] | None = None
-    interval: Duration | None = Field(default=None, gt=0, description="Seconds, or '10s'.")
-    timeout: Duration | None = Field(default=None, gt=0)
+    interval: Interval | None = Field(default=None, description="Seconds between probes.")
+    timeout: ProbeTimeout | None = Field(default=None, description="Seconds a probe may take.")
     retries: int | None = Field(default=None, ge=1, le=100)
-    retry_delay: Duration | None = None
-    cooldown: Duration | None = None
-    heartbeat_timeout: Duration | None = Field(
+    retry_delay: ShortDuration | None = None
+    cooldown: LongDuration | None = None
+    heartbeat_timeout: HeartbeatTimeout | None = Field(
         default=None,
-        gt=0,
         description="Seconds without a heartbeat before an unreachable incident opens "
         "(default: twice the heartbeat interval the service reports).",
     )
@@ -60,7 +72,7 @@ class ServiceFields(Request):
         default=None, max_length=50, description="services this one needs (grouping)"
     )
     dry_run: bool | None = Field(default=None, description="decide and record, never act")
-    grace: Duration | None = Field(
+    grace: ShortDuration | None = Field(
         default=None, description="after a restart, probes do not count for this long"
     )
     recovery_probes: int | None = Field(default=None, ge=1, le=100)
@@ -304,7 +316,13 @@ class CatalogActionIn(Request):
 class CatalogUpdate(Request):
     """``PUT /api/catalog``: the full catalog; types left out keep their entries."""
 
-    entries: dict[IncidentType, list[CatalogActionIn | Annotated[str, Field(pattern=ACTION_NAME)]]]
+    entries: dict[
+        IncidentType,
+        Annotated[
+            list[CatalogActionIn | Annotated[str, Field(pattern=ACTION_NAME)]],
+            Field(max_length=20, description="at most 20 fixes per incident type"),
+        ],
+    ]
 
 
 class PauseIn(Request):
@@ -341,9 +359,9 @@ class SilenceCreate(Request):
     """A silence or maintenance window: give ``ends_at`` or ``duration``."""
 
     matchers: SilenceMatchersIn
-    starts_at: datetime | None = Field(default=None, description="default: now")
-    ends_at: datetime | None = None
-    duration: Duration | None = Field(default=None, gt=0, description="seconds, or '2h'")
+    starts_at: Instant | None = Field(default=None, description="default: now")
+    ends_at: Instant | None = None
+    duration: SilenceDuration | None = None
     comment: str = Field(min_length=1, max_length=2000)
 
 
@@ -394,17 +412,22 @@ class ServiceEventIn(Request):
     cpu: float | None = Field(default=None, ge=0, le=100)
     memory: float | None = Field(default=None, ge=0, le=100)
     error_rate: float | None = Field(default=None, ge=0, le=1)
-    latency_ms: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0, le=3_600_000)
     interval: float | None = Field(
-        default=None, gt=0, le=86_400, description="seconds until the next heartbeat"
+        default=None, ge=0.01, le=DAY, description="seconds until the next heartbeat"
     )
     requests: int | None = Field(
-        default=None, ge=0, description="requests served since the previous heartbeat"
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description="requests served since the previous heartbeat",
     )
     count: int = Field(default=1, ge=1, le=1_000_000, description="errors this event stands for")
     error_type: str | None = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=4000)
-    sent_at: float | None = Field(default=None, description="when the service sent it (unix s)")
+    sent_at: float | None = Field(
+        default=None, ge=UNIX_MIN, le=UNIX_MAX, description="when the service sent it (unix s)"
+    )
     metadata: dict[str, Any] | None = None
 
 

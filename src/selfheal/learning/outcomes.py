@@ -95,7 +95,7 @@ class OutcomeRecorder:
                     )
         if self._metrics is not None:
             self._metrics.count_outcome(recovered)
-            self._metrics.actions.labels(
+            self._metrics.outcomes.labels(
                 action=action, outcome="recovered" if recovered else "not_recovered"
             ).inc()
             if recovered and seconds is not None:

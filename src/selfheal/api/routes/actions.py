@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep
+from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, ServiceIdFilter
+from selfheal.api.errors import documented
 from selfheal.api.schemas import ActionsPublic
 from selfheal.api.views import action_public
 from selfheal.storage.repositories import actions as repo
@@ -14,11 +15,16 @@ from selfheal.storage.repositories import actions as repo
 router = APIRouter(prefix="/api/actions", tags=["actions"])
 
 
-@router.get("", response_model=ActionsPublic, summary="List action runs, newest first")
+@router.get(
+    "",
+    response_model=ActionsPublic,
+    summary="List action runs, newest first",
+    responses=documented(400),
+)
 async def list_actions(
     agent: AgentDep,
     principal: PrincipalDep,
-    service_id: str | None = None,
+    service_id: ServiceIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: CursorDep = None,
 ) -> ActionsPublic:

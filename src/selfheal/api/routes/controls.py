@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.deps import AgentDep, PrincipalDep, RowId
+from selfheal.api.errors import documented
 from selfheal.api.schemas import (
     AutomationPublic,
     GroupPublic,
@@ -81,7 +82,12 @@ async def pause(body: PauseIn, agent: AgentDep, principal: PrincipalDep) -> Auto
     return _automation(agent, principal.tenant_id)
 
 
-@router.post("/automation/resume", response_model=AutomationPublic, summary="Allow actions again")
+@router.post(
+    "/automation/resume",
+    response_model=AutomationPublic,
+    summary="Allow actions again",
+    responses=documented(404),
+)
 async def resume(body: PauseIn, agent: AgentDep, principal: PrincipalDep) -> AutomationPublic:
     """Lift a pause (of one service, or the tenant-wide one)."""
     existed = await agent.controls.resume(principal.tenant_id, body.service_id)
@@ -153,9 +159,12 @@ async def create_silence(
 
 
 @router.delete(
-    "/silences/{silence_id}", status_code=status.HTTP_204_NO_CONTENT, summary="End a silence now"
+    "/silences/{silence_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End a silence now",
+    responses=documented(404),
 )
-async def delete_silence(silence_id: int, agent: AgentDep, principal: PrincipalDep) -> Response:
+async def delete_silence(silence_id: RowId, agent: AgentDep, principal: PrincipalDep) -> Response:
     """Held incidents of the services it covered are acted on again."""
     if not await agent.controls.delete_silence(principal.tenant_id, silence_id):
         raise NotFoundError(f"no silence {silence_id}")
@@ -165,8 +174,13 @@ async def delete_silence(silence_id: int, agent: AgentDep, principal: PrincipalD
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/groups/{group_id}", response_model=GroupPublic, summary="An incident group")
-async def get_group(group_id: int, agent: AgentDep, principal: PrincipalDep) -> GroupPublic:
+@router.get(
+    "/groups/{group_id}",
+    response_model=GroupPublic,
+    summary="An incident group",
+    responses=documented(404),
+)
+async def get_group(group_id: RowId, agent: AgentDep, principal: PrincipalDep) -> GroupPublic:
     """Incidents that started together, and their probable cause."""
     async with agent.db.session() as session:
         group = await groups_repo.get_group(

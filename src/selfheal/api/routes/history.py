@@ -16,7 +16,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.deps import AgentDep, PrincipalDep, ServiceIdPath
+from selfheal.api.errors import documented
 from selfheal.api.routes.charts import RANGES
 from selfheal.api.schemas import ChartRange
 from selfheal.detectors.anomalies import found_by_baseline
@@ -66,10 +67,13 @@ class HistoryPublic(BaseModel):
 
 
 @router.get(
-    "/{service_id}/history", response_model=HistoryPublic, summary="A service's metric history"
+    "/{service_id}/history",
+    response_model=HistoryPublic,
+    summary="A service's metric history",
+    responses=documented(404),
 )
 async def get_history(
-    service_id: str,
+    service_id: ServiceIdPath,
     agent: AgentDep,
     principal: PrincipalDep,
     span: Annotated[ChartRange, Query(alias="range")] = "24h",

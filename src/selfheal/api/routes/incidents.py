@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
 
-from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep
+from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, RowId, ServiceIdFilter
+from selfheal.api.errors import documented
 from selfheal.api.schemas import IncidentDetail, IncidentResolve, IncidentsPublic
 from selfheal.api.views import action_public, incident_public, timeline_public
 from selfheal.errors import ConflictError, NotFoundError
@@ -18,12 +19,20 @@ from selfheal.types import IncidentStatus, IncidentType, ServiceKey
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 
 
-@router.get("", response_model=IncidentsPublic, summary="List incidents, newest first")
+@router.get(
+    "",
+    response_model=IncidentsPublic,
+    summary="List incidents, newest first",
+    responses=documented(400),
+)
 async def list_incidents(
     agent: AgentDep,
     principal: PrincipalDep,
-    status: IncidentStatus | None = None,
-    service_id: str | None = None,
+    status: Annotated[
+        IncidentStatus | Literal["unresolved"] | None,
+        Query(description="one status, or 'unresolved' for every status but resolved"),
+    ] = None,
+    service_id: ServiceIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: CursorDep = None,
 ) -> IncidentsPublic:
@@ -32,7 +41,7 @@ async def list_incidents(
         rows = await repo.list_incidents(
             session=session,
             tenant_id=principal.tenant_id,
-            status=status.value if status else None,
+            status=status,
             service_id=service_id,
             limit=limit,
             before_id=before,
@@ -57,25 +66,42 @@ async def _detail(agent: AgentDep, tenant_id: str, incident_id: int) -> Incident
     )
 
 
-@router.get("/{incident_id}", response_model=IncidentDetail, summary="One incident")
+@router.get(
+    "/{incident_id}",
+    response_model=IncidentDetail,
+    summary="One incident",
+    responses=documented(404),
+)
 async def get_incident(
-    incident_id: int, agent: AgentDep, principal: PrincipalDep
+    incident_id: RowId, agent: AgentDep, principal: PrincipalDep
 ) -> IncidentDetail:
     """The incident with its whole timeline and every action taken."""
     return await _detail(agent, principal.tenant_id, incident_id)
 
 
-@router.post("/{incident_id}/ack", response_model=IncidentDetail, summary="Acknowledge")
-async def acknowledge(incident_id: int, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
+@router.post(
+    "/{incident_id}/ack",
+    response_model=IncidentDetail,
+    summary="Acknowledge",
+    responses=documented(404),
+)
+async def acknowledge(
+    incident_id: RowId, agent: AgentDep, principal: PrincipalDep
+) -> IncidentDetail:
     """Say a person is looking; automation carries on."""
     await _detail(agent, principal.tenant_id, incident_id)  # 404 if not this tenant's
     await agent.incidents.acknowledge(principal.tenant_id, incident_id, principal.key_name)
     return await _detail(agent, principal.tenant_id, incident_id)
 
 
-@router.post("/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve by hand")
+@router.post(
+    "/{incident_id}/resolve",
+    response_model=IncidentDetail,
+    summary="Resolve by hand",
+    responses=documented(404, 409),
+)
 async def resolve(
-    incident_id: int,
+    incident_id: RowId,
     agent: AgentDep,
     principal: PrincipalDep,
     body: Annotated[IncidentResolve | None, Body()] = None,
@@ -102,9 +128,12 @@ async def resolve(
 
 
 @router.post(
-    "/{incident_id}/approve", response_model=IncidentDetail, summary="Approve a held action"
+    "/{incident_id}/approve",
+    response_model=IncidentDetail,
+    summary="Approve a held action",
+    responses=documented(404, 409),
 )
-async def approve(incident_id: int, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
+async def approve(incident_id: RowId, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
     """Release the action the incident holds for approval (see ``policies.approval``)."""
     await _detail(agent, principal.tenant_id, incident_id)
     action = agent.controls.approve(incident_id, principal.key_name)

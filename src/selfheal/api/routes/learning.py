@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.deps import AgentDep, PrincipalDep, ServiceIdPath
+from selfheal.api.errors import documented
 from selfheal.errors import NotFoundError
 from selfheal.learning.outcomes import load_state, reset_service
 from selfheal.learning.patterns import load_insights
@@ -98,8 +99,11 @@ def _spec(agent: AgentDep, tenant_id: str, service_id: str) -> ServiceSpec:
     "/api/services/{service_id}/baseline",
     response_model=BaselinePublic,
     summary="Learned baselines and suggested thresholds of a service",
+    responses=documented(404),
 )
-async def get_baseline(service_id: str, agent: AgentDep, principal: PrincipalDep) -> BaselinePublic:
+async def get_baseline(
+    service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
+) -> BaselinePublic:
     """Per metric what the streaming detector learned; per threshold a suggestion from the
     service's own history (applied only when ``AUTO_THRESHOLDS`` is on)."""
     spec = _spec(agent, principal.tenant_id, service_id)
@@ -119,8 +123,11 @@ async def get_baseline(service_id: str, agent: AgentDep, principal: PrincipalDep
     "/api/services/{service_id}/learning",
     response_model=LearningPublic,
     summary="What was learned about a service's fixes",
+    responses=documented(404),
 )
-async def get_learning(service_id: str, agent: AgentDep, principal: PrincipalDep) -> LearningPublic:
+async def get_learning(
+    service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
+) -> LearningPublic:
     """Discounted evidence per (incident type, action) for the service and the fleet."""
     _spec(agent, principal.tenant_id, service_id)
     own = await load_state(agent.db, tenant_id=principal.tenant_id, scope=service_id)
@@ -136,9 +143,10 @@ async def get_learning(service_id: str, agent: AgentDep, principal: PrincipalDep
     "/api/services/{service_id}/learning",
     response_model=LearningReset,
     summary="Forget what was learned about a service",
+    responses=documented(404),
 )
 async def delete_learning(
-    service_id: str, agent: AgentDep, principal: PrincipalDep
+    service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
 ) -> LearningReset:
     """Fix evidence and learned baselines of this service start again from the fleet and
     the catalog (after a redeploy that changes how it fails, for instance)."""

@@ -13,7 +13,8 @@ from self_healing_sdk.signing import (
     SignatureError,
     verify,
 )
-from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.deps import AgentDep, PrincipalDep, ServiceIdPath
+from selfheal.api.errors import documented
 from selfheal.api.schemas import (
     ActionBrief,
     IncidentBrief,
@@ -79,8 +80,15 @@ async def list_services(agent: AgentDep, principal: PrincipalDep) -> ServicesPub
     return ServicesPublic(data=data, count=len(data))
 
 
-@router.get("/{service_id}", response_model=ServicePublic, summary="One service")
-async def get_service(service_id: str, agent: AgentDep, principal: PrincipalDep) -> ServicePublic:
+@router.get(
+    "/{service_id}",
+    response_model=ServicePublic,
+    summary="One service",
+    responses=documented(404),
+)
+async def get_service(
+    service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
+) -> ServicePublic:
     """A service with its recent probes."""
     async with agent.db.session() as session:
         row = await repo.get_service(
@@ -91,9 +99,14 @@ async def get_service(service_id: str, agent: AgentDep, principal: PrincipalDep)
     return service_public(agent, row, recent=True)
 
 
-@router.patch("/{service_id}", response_model=ServicePublic, summary="Change a service")
+@router.patch(
+    "/{service_id}",
+    response_model=ServicePublic,
+    summary="Change a service",
+    responses=documented(404),
+)
 async def update_service(
-    service_id: str, body: ServiceUpdate, agent: AgentDep, principal: PrincipalDep
+    service_id: ServiceIdPath, body: ServiceUpdate, agent: AgentDep, principal: PrincipalDep
 ) -> ServicePublic:
     """Change only the fields given; ``"secret": null`` is refused (send a new one)."""
     changes = body.model_dump(exclude_unset=True)
@@ -114,9 +127,14 @@ async def update_service(
 
 
 @router.delete(
-    "/{service_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop monitoring a service"
+    "/{service_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Stop monitoring a service",
+    responses=documented(404),
 )
-async def delete_service(service_id: str, agent: AgentDep, principal: PrincipalDep) -> Response:
+async def delete_service(
+    service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
+) -> Response:
     """Remove a service; its incidents stay as history."""
     deleted = await agent.fleet.delete(
         tenant_id=principal.tenant_id, service_id=service_id, actor=principal.key_name
@@ -131,9 +149,17 @@ async def delete_service(service_id: str, agent: AgentDep, principal: PrincipalD
     response_model=PushAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="A signed push from a service (heartbeat with figures, or errors)",
+    responses=documented(404),
+    # the body is read raw (its signature covers the bytes); its shape is documented here
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": ServiceEventIn.model_json_schema()}},
+        }
+    },
 )
 async def push_event(
-    service_id: str, request: Request, agent: AgentDep, principal: PrincipalDep
+    service_id: ServiceIdPath, request: Request, agent: AgentDep, principal: PrincipalDep
 ) -> PushAccepted:
     """Signed with the service's secret (contract headers), on top of the API key.
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from selfheal.storage.tables import Incident, IncidentEvent, utcnow
 
 UNRESOLVED = ("open", "remediating", "verifying", "escalated")
+# the list filter that stands for every status in UNRESOLVED
+UNRESOLVED_FILTER = "unresolved"
 
 
 async def open_incident(
@@ -116,9 +118,14 @@ async def list_incidents(
     limit: int = 50,
     before_id: int | None = None,
 ) -> Sequence[Incident]:
-    """Newest first; ``before_id`` is the keyset cursor of the previous page."""
+    """Newest first; ``before_id`` is the keyset cursor of the previous page.
+
+    ``status`` is one status, or ``"unresolved"`` for every status but resolved.
+    """
     stmt = select(Incident).where(Incident.tenant_id == tenant_id)
-    if status is not None:
+    if status == UNRESOLVED_FILTER:
+        stmt = stmt.where(Incident.resolved_at.is_(None))
+    elif status is not None:
         stmt = stmt.where(Incident.status == status)
     if service_id is not None:
         stmt = stmt.where(Incident.service_id == service_id)

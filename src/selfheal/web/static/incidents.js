@@ -4,7 +4,6 @@
 
 import { debounce, fmtAgo, fmtDuration, fmtTime, frameScheduler, h, pill, toSeconds } from "./util.js";
 
-const UNRESOLVED = ["open", "remediating", "verifying", "escalated"];
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 
 // timeline kinds -> the five stages an operator reads an incident by
@@ -82,8 +81,9 @@ export class IncidentsView {
   }
 
   async load() {
+    // every incident not resolved (whatever its status), and the latest ones
     const pages = await Promise.all([
-      ...UNRESOLVED.map((status) => this.api.get(`/api/incidents?status=${status}&limit=500`)),
+      this.api.get("/api/incidents?status=unresolved&limit=500"),
       this.api.get("/api/incidents?limit=100"),
     ]);
     const previous = this.incidents;
