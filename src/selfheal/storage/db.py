@@ -21,6 +21,11 @@ from sqlalchemy.ext.asyncio import (
 from selfheal.errors import StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+ANALYSIS_LIMIT = 2000  # rows SQLite's ANALYZE samples per index
+# PostgreSQL: enough pooled connections for 16 API clients plus the agent's own
+# writers, so steady load reuses connections instead of opening overflow ones
+PG_POOL_SIZE = 24
+PG_MAX_OVERFLOW = 16
 
 
 class Database:
@@ -38,7 +43,12 @@ class Database:
             kwargs["max_overflow"] = 4
             kwargs["pool_timeout"] = 30
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+            kwargs.update(
+                pool_size=PG_POOL_SIZE,
+                max_overflow=PG_MAX_OVERFLOW,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -62,6 +72,20 @@ class Database:
                 await conn.run_sync(_upgrade)
         except OSError as exc:
             raise StorageError(f"cannot reach the database: {exc}") from exc
+        await self.analyze()
+
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics (SQLite; PostgreSQL's autovacuum does it).
+
+        Without ``sqlite_stat1`` SQLite picks among indexes by their order in the
+        schema and may scan a whole table; ``analysis_limit`` samples each index
+        so this stays a few milliseconds however large the tables grow.
+        """
+        if not self.is_sqlite:
+            return
+        async with self.engine.begin() as conn:
+            await conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+            await conn.exec_driver_sql("ANALYZE")
 
     async def close(self) -> None:
         """Close every pooled connection."""
