@@ -31,7 +31,8 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.runtime.agent import Agent
 from selfheal.storage.db import Database
-from selfheal.storage.tables import Action, Incident, Tenant
+from selfheal.storage.repositories import tenants as tenants_repo
+from selfheal.storage.tables import Action, Incident
 from selfheal.types import DEFAULT_TENANT
 
 HEALTHY: dict[str, Any] = {"status": "ok", "cpu": 10.0, "memory": 40.0, "error_rate": 0.0}
@@ -303,8 +304,9 @@ async def seed_history(
                 "resolved_at": None if active else opened + timedelta(seconds=30 + i % 90),
             }
         )
+    async with db.session() as session:
+        await tenants_repo.ensure_tenant(session=session, tenant_id=tenant_id)
     async with db.engine.begin() as conn:
-        await conn.execute(insert(Tenant), [{"id": tenant_id, "name": tenant_id}])
         for at in range(0, len(rows), chunk):
             await conn.execute(insert(Incident), rows[at : at + chunk])
         first = (await conn.execute(select(func.min(Incident.id)))).scalar_one()
