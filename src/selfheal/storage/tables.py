@@ -96,7 +96,10 @@ class Service(Base):
     """A monitored service. The webhook secret is stored encrypted and never returned."""
 
     __tablename__ = "services"
-    __table_args__ = (UniqueConstraint("tenant_id", "service_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id"),
+        Index("ix_services_tenant_id", "tenant_id", "id"),  # pages of GET /api/services
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     service_id: Mapped[str] = mapped_column(String(128))

@@ -68,8 +68,11 @@ def _rebuild(table: str, drop: Spec, create: Spec) -> None:
 def upgrade() -> None:
     _rebuild("incidents", INCIDENTS_BEFORE, INCIDENTS_AFTER)
     _rebuild("actions", ACTIONS_BEFORE, ACTIONS_AFTER)
+    # GET /api/services pages by id, like the incidents
+    op.create_index("ix_services_tenant_id", "services", ["tenant_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_services_tenant_id", table_name="services")
     _rebuild("actions", ACTIONS_AFTER, ACTIONS_BEFORE)
     _rebuild("incidents", INCIDENTS_AFTER, INCIDENTS_BEFORE)
