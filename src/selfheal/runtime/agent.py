@@ -177,6 +177,7 @@ class Agent:
             probe=probe,
             on_sample=self.monitor.observe,
             max_concurrency=self.settings.MAX_CONCURRENT_PROBES,
+            on_delay=self.metrics.probe_delay.observe,
         )
         self.fleet = FleetManager(
             db=self.db,
