@@ -10,21 +10,33 @@ import time
 
 from fastapi import APIRouter
 
+from selfheal.api.coalesce import Coalescer
 from selfheal.api.deps import AgentDep, PrincipalDep
 from selfheal.api.schemas import FleetPublic, FleetServicePublic
+from selfheal.runtime.agent import Agent
 
 router = APIRouter(prefix="/api/fleet", tags=["fleet"])
+_walks: Coalescer[FleetPublic] = Coalescer()
 
 
 @router.get("", response_model=FleetPublic, summary="Every service's status and recent probes")
 async def get_fleet(agent: AgentDep, principal: PrincipalDep) -> FleetPublic:
     """Status, last check, tags and the recent probes (for sparklines) of each service;
     the live feed's ``service.status`` and ``service.probes`` events keep it current."""
+
+    async def compute() -> FleetPublic:
+        return _fleet(agent, principal.tenant_id)
+
+    # concurrent first renders share one walk over the fleet (see api/coalesce.py)
+    return await _walks.run((id(agent), principal.tenant_id), compute)
+
+
+def _fleet(agent: Agent, tenant_id: str) -> FleetPublic:
     services: list[FleetServicePublic] = []
     by_status: dict[str, int] = {}
     tags: set[str] = set()
     for spec in agent.fleet.specs():
-        if spec.tenant_id != principal.tenant_id:
+        if spec.tenant_id != tenant_id:
             continue
         state = agent.monitor.state(spec.key)
         status = state.status.value if state else "unknown"

@@ -9,12 +9,16 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from selfheal import __version__
+from selfheal.api.coalesce import Coalescer
 from selfheal.api.deps import AgentDep, PrincipalDep
 from selfheal.api.schemas import StatusPublic
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import stats
 
 router = APIRouter(tags=["system"])
+# concurrent identical requests share one computation (see api/coalesce.py)
+_scrapes: Coalescer[bytes] = Coalescer()
+_summaries: Coalescer[dict[str, Any]] = Coalescer()
 
 
 @router.get("/health", summary="Liveness of the agent itself (no key needed)")
@@ -26,7 +30,12 @@ async def health(agent: AgentDep) -> dict[str, Any]:
 @router.get("/metrics", summary="Prometheus metrics (no key needed)")
 async def metrics(agent: AgentDep) -> Response:
     """The Prometheus text exposition of the agent's registry."""
-    return Response(generate_latest(agent.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def exposition() -> bytes:
+        return generate_latest(agent.registry)
+
+    body = await _scrapes.run(id(agent), exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/status", response_model=StatusPublic, summary="What the agent is doing")
@@ -58,5 +67,9 @@ async def status(agent: AgentDep, principal: PrincipalDep) -> StatusPublic:
 @router.get("/api/metrics", summary="Incidents, actions, success rate and MTTR")
 async def metrics_summary(agent: AgentDep, principal: PrincipalDep) -> dict[str, Any]:
     """A JSON summary for this tenant, overall and per service."""
-    async with agent.db.session() as session:
-        return await stats.summary(session=session, tenant_id=principal.tenant_id)
+
+    async def compute() -> dict[str, Any]:
+        async with agent.db.session() as session:
+            return await stats.summary(session=session, tenant_id=principal.tenant_id)
+
+    return await _summaries.run((id(agent), principal.tenant_id), compute)
