@@ -3,6 +3,7 @@ queries behind every incident filter read an index, never the whole table."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event, text
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from selfheal.storage.db import Database
 from selfheal.testing import AgentServer, seed_history
-from tests.conftest import api_client
+from tests.conftest import _create_postgres_database, _drop_postgres_database, api_client
 
 INCIDENTS = 100_000
 SERVICES = [f"svc-{n:03d}" for n in range(100)]
@@ -119,3 +120,33 @@ async def test_every_incident_filter_reads_an_index(database_url: str, make_sett
                 else:
                     assert "Seq Scan" not in plan, f"{name}: {plan}"
                     assert "Sort" not in plan, f"{name}: {plan}"
+
+
+async def test_postgresql_pool_serves_16_clients_without_opening_connections(
+    make_settings: Any,
+) -> None:
+    name, url = await _create_postgres_database()
+    try:
+        async with AgentServer(make_settings(url)) as server, api_client(server.url) as client:
+            opened = 0
+
+            def count(*_: Any) -> None:
+                nonlocal opened
+                opened += 1
+
+            async def burst() -> None:
+                async def one_client() -> None:
+                    for _ in range(10):
+                        for path in ("/status", "/api/metrics", "/api/incidents?limit=50"):
+                            assert (await client.get(path)).status_code == 200
+
+                await asyncio.gather(*(one_client() for _ in range(16)))
+
+            await burst()  # warm: the pool grows to what 16 clients need
+            event.listen(server.agent.db.engine.sync_engine, "connect", count)
+            await burst()
+            await burst()
+            event.remove(server.agent.db.engine.sync_engine, "connect", count)
+        assert opened == 0, f"{opened} new connections under steady load"
+    finally:
+        await _drop_postgres_database(name)
