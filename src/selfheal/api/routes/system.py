@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -32,7 +33,10 @@ async def metrics(agent: AgentDep) -> Response:
     """The Prometheus text exposition of the agent's registry."""
 
     async def exposition() -> bytes:
-        return generate_latest(agent.registry)
+        # a worker thread: the loop (and the probes) get the GIL back every
+        # switch interval instead of waiting for the whole fleet's text; the
+        # collectors read snapshots (list(...)) of what the loop changes
+        return await asyncio.to_thread(generate_latest, agent.registry)
 
     body = await _scrapes.run(id(agent), exposition)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
