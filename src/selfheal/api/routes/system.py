@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from selfheal.storage.repositories import stats
 router = APIRouter(tags=["system"])
 # concurrent identical requests share one computation (see api/coalesce.py)
 _scrapes: Coalescer[bytes] = Coalescer()
-_summaries: Coalescer[dict[str, Any]] = Coalescer()
+_summaries: Coalescer[bytes] = Coalescer()
 
 
 @router.get("/health", summary="Liveness of the agent itself (no key needed)")
@@ -68,12 +69,19 @@ async def status(agent: AgentDep, principal: PrincipalDep) -> StatusPublic:
     )
 
 
-@router.get("/api/metrics", summary="Incidents, actions, success rate and MTTR")
-async def metrics_summary(agent: AgentDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get(
+    "/api/metrics",
+    response_model=dict[str, Any],
+    summary="Incidents, actions, success rate and MTTR",
+)
+async def metrics_summary(agent: AgentDep, principal: PrincipalDep) -> Response:
     """A JSON summary for this tenant, overall and per service."""
 
-    async def compute() -> dict[str, Any]:
+    async def compute() -> bytes:
         async with agent.db.session() as session:
-            return await stats.summary(session=session, tenant_id=principal.tenant_id)
+            summary = await stats.summary(session=session, tenant_id=principal.tenant_id)
+        return json.dumps(summary, separators=(",", ":"), allow_nan=False).encode()
 
-    return await _summaries.run((id(agent), principal.tenant_id), compute)
+    # concurrent callers share one query and one serialization (api/coalesce.py)
+    body = await _summaries.run((id(agent), principal.tenant_id), compute)
+    return Response(body, media_type="application/json")
