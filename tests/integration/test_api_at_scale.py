@@ -62,6 +62,10 @@ async def test_metrics_and_status_read_a_bounded_number_of_rows(
             status = await client.get("/status")
             assert status.status_code == 200
             status_rows = counter.rows
+            counter.rows = 0
+            charts = await client.get("/api/charts", params={"range": "30d"})
+            assert charts.status_code == 200
+            charts_rows = counter.rows
         event.remove(server.agent.db.engine.sync_engine, "after_cursor_execute", counter)
     body = response.json()
     assert body["incidents"]["total"] == INCIDENTS
@@ -75,6 +79,9 @@ async def test_metrics_and_status_read_a_bounded_number_of_rows(
     assert status.json()["open_incidents"] == 200
     assert metrics_rows <= ROWS_BOUND, counter.statements
     assert status_rows <= 10, f"GET /status read {status_rows} rows"
+    # 60 half-day buckets, grouped by the database (it read 43,200 incidents before)
+    assert 29 * 24 * 60 < charts.json()["incidents_opened"] <= 30 * 24 * 60  # one a minute
+    assert charts_rows <= 2 * 60 + ROWS_BOUND, counter.statements
 
 
 LIST_QUERIES = {

@@ -11,17 +11,19 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Float, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from selfheal.storage.tables import Action, Incident
 
+Moment = ColumnElement[Any] | QueryableAttribute[Any]  # a datetime column or expression
 
-def _seconds_to_resolve(dialect: str) -> ColumnElement[Any]:
-    """``resolved_at - opened_at`` in seconds, NULL while unresolved."""
+
+def seconds_between(dialect: str, later: Moment, earlier: Moment) -> ColumnElement[Any]:
+    """``later - earlier`` in seconds, computed by the database (NULL if either is)."""
     if dialect == "sqlite":
         # SQLite keeps datetimes as ISO text; julianday() parses it to fractional days
-        days = func.julianday(Incident.resolved_at) - func.julianday(Incident.opened_at)
-        return cast(days * 86400.0, Float)
-    return cast(func.extract("epoch", Incident.resolved_at - Incident.opened_at), Float)
+        return cast((func.julianday(later) - func.julianday(earlier)) * 86400.0, Float)
+    return cast(func.extract("epoch", later - earlier), Float)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -35,7 +37,7 @@ def _mean(total: float | None, count: int) -> float | None:
 async def summary(*, session: AsyncSession, tenant_id: str) -> dict[str, Any]:
     """Incidents, actions, success rate and MTTR, overall and per service."""
     dialect = session.get_bind().dialect.name
-    ttr = _seconds_to_resolve(dialect)
+    ttr = seconds_between(dialect, Incident.resolved_at, Incident.opened_at)
     per_incident_service = (
         await session.execute(
             select(
