@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -76,7 +77,9 @@ class Database:
                 await conn.run_sync(_upgrade)
         except OSError as exc:
             raise StorageError(f"cannot reach the database: {exc}") from exc
-        await self.analyze()
+        with contextlib.suppress(StorageError):
+            # statistics only speed queries up; the agent's hourly run retries
+            await self.analyze()
 
     async def analyze(self) -> None:
         """Refresh the query planner's statistics (SQLite; PostgreSQL's autovacuum does it).
@@ -87,9 +90,14 @@ class Database:
         """
         if not self.is_sqlite:
             return
-        async with self.engine.begin() as conn:
-            await conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-            await conn.exec_driver_sql("ANALYZE")
+        try:
+            async with self.engine.begin() as conn:
+                await conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+                await conn.exec_driver_sql("ANALYZE")
+        except Exception as exc:
+            if _is_unavailable(exc):  # locked or unreachable: the next run retries
+                raise StorageError(f"database unavailable: {_describe(exc)}") from exc
+            raise
 
     async def close(self) -> None:
         """Close every pooled connection."""
