@@ -24,6 +24,7 @@ from selfheal.events.bus import INCIDENT_OPENED, INCIDENT_RESOLVED, Event
 from selfheal.types import ServiceKey, ServiceStatus
 
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DELAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 RECOVERY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 
 
@@ -77,6 +78,13 @@ class AgentMetrics:
             "agent_monitoring_duration_seconds",
             "Time one probe of one service took, in seconds.",
             buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.probe_delay = Histogram(
+            "agent_probe_delay_seconds",
+            "How late each probe started against its schedule, in seconds "
+            "(a busy event loop shows here first).",
+            buckets=DELAY_BUCKETS,
             registry=registry,
         )
         self.recovery = Histogram(

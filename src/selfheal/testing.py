@@ -15,12 +15,15 @@ import contextlib
 import json
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 from aiohttp import web
+from sqlalchemy import func, insert, select
 
 from self_healing_sdk.signing import ReplayGuard, SignatureError, sign, verify
 from selfheal.api.app import create_app
@@ -28,6 +31,10 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig
 from selfheal.plugins import Plugins
 from selfheal.runtime.agent import Agent
+from selfheal.storage.db import Database
+from selfheal.storage.repositories import tenants as tenants_repo
+from selfheal.storage.tables import Action, Incident
+from selfheal.types import DEFAULT_TENANT
 
 HEALTHY: dict[str, Any] = {"status": "ok", "cpu": 10.0, "memory": 40.0, "error_rate": 0.0}
 
@@ -259,3 +266,78 @@ class AgentServer:
         if self._task is not None:
             await self._task
         await self.agent.stop()
+
+
+SEED_TYPES = ("unreachable", "timeout", "http_error", "high_latency", "high_memory", "high_cpu")
+
+
+async def seed_history(
+    db: Database,
+    *,
+    tenant_id: str = DEFAULT_TENANT,
+    service_ids: Sequence[str],
+    incidents: int,
+    open_incidents: int = 200,
+    actions: int = 0,
+    chunk: int = 5000,
+) -> None:
+    """Store a long history fast (bulk INSERTs, not the ORM one row at a time).
+
+    ``incidents`` incidents spread over ``service_ids``, the newest
+    ``open_incidents`` of them escalated (one per service and type, as the
+    partial unique index wants), and ``actions`` verified action runs. Only
+    incidents and actions are written: the agent does not probe these services.
+    """
+    # one incident a minute up to now: the dashboard's ranges all hold some
+    start = datetime.now(UTC) - timedelta(minutes=incidents + 1)
+    first_open = incidents - open_incidents
+    rows: list[dict[str, Any]] = []
+    for i in range(incidents):
+        service = service_ids[i % len(service_ids)]
+        kind = SEED_TYPES[(i // len(service_ids)) % len(SEED_TYPES)]
+        opened = start + timedelta(seconds=60 * i)
+        active = i >= first_open
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "service_id": service,
+                "type": kind,
+                "fingerprint": f"{service}:{kind}",
+                "severity": "medium",
+                # escalated: waiting for a person, so no heal loop picks them up
+                "status": "escalated" if active else "resolved",
+                "summary": f"{service} {kind}",
+                "details": {},
+                "opened_at": opened,
+                "updated_at": opened,
+                "resolved_at": None if active else opened + timedelta(seconds=30 + i % 90),
+            }
+        )
+    async with db.session() as session:
+        await tenants_repo.ensure_tenant(session=session, tenant_id=tenant_id)
+    async with db.engine.begin() as conn:
+        for at in range(0, len(rows), chunk):
+            await conn.execute(insert(Incident), rows[at : at + chunk])
+        first = (await conn.execute(select(func.min(Incident.id)))).scalar_one()
+        step = max(1, incidents // actions) if actions else 0
+        runs: list[dict[str, Any]] = [
+            {
+                "tenant_id": tenant_id,
+                "incident_id": first + n * step,
+                "service_id": service_ids[(n * step) % len(service_ids)],
+                "incident_type": "timeout",
+                "action": ("restart", "clear_cache", "scale_up")[n % 3],
+                "executor": "webhook",
+                "params": {},
+                "idempotency_key": f"seed-{n}",
+                "status": "succeeded",
+                "decision": {},
+                "started_at": start,
+                "result": {},
+                "outcome": "recovered" if n % 4 else "not_recovered",
+                "recovery_seconds": 12.0,
+            }
+            for n in range(actions)
+        ]
+        for at in range(0, len(runs), chunk):
+            await conn.execute(insert(Action), runs[at : at + chunk])

@@ -159,6 +159,7 @@ def test_metrics_cover_the_contract_with_bounded_labels(exposition: str) -> None
         "agent_success_rate": "gauge",
         "agent_monitoring_duration_seconds": "histogram",
         "agent_recovery_seconds": "histogram",
+        "agent_probe_delay_seconds": "histogram",
         "agent_checks_total": "counter",
         "service_health_status": "gauge",
         "service_latency_ms": "gauge",
@@ -180,6 +181,8 @@ def test_metrics_cover_the_contract_with_bounded_labels(exposition: str) -> None
         exposition
     )
     assert "agent_recovery_seconds_count 1.0" in exposition
+    # every scheduled probe's start delay is counted (benchmarks/api_load.py reads it)
+    assert re.search(r"^agent_probe_delay_seconds_count [1-9]", exposition, flags=re.MULTILINE)
     # label values come from small sets or the registered fleet, never ids or free text
     allowed = {"tenant", "service", "type", "severity", "action", "outcome", "result"}
     allowed |= {"status", "le", "version"}

@@ -215,10 +215,11 @@ class OutboundPolicyPublic(BaseModel):
 
 
 class ServicesPublic(BaseModel):
-    """A list of services."""
+    """A page of services, oldest first; pass ``next_cursor`` as ``cursor`` for the next."""
 
     data: list[ServicePublic]
-    count: int
+    count: int = Field(description="How many services this page holds.")
+    next_cursor: str | None = None
 
 
 class TimelineEventPublic(BaseModel):

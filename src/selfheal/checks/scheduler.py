@@ -30,9 +30,17 @@ _LATENESS_WINDOW = 65_536
 class Scheduler:
     """Owns one probe task per service; add, update and remove while running."""
 
-    def __init__(self, *, probe: Probe, on_sample: OnSample, max_concurrency: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        probe: Probe,
+        on_sample: OnSample,
+        max_concurrency: int = 1000,
+        on_delay: Callable[[float], object] | None = None,
+    ) -> None:
         self._probe = probe
         self._on_sample = on_sample
+        self._on_delay = on_delay  # each probe's start delay (a metrics histogram)
         self._limit = asyncio.Semaphore(max_concurrency)
         self._specs: dict[ServiceKey, ServiceSpec] = {}
         self._tasks: dict[ServiceKey, asyncio.Task[None]] = {}
@@ -102,8 +110,11 @@ class Scheduler:
             spec = self._specs.get(key)
             if spec is None:
                 return
-            self._lateness[self._lateness_n % window] = loop.time() - due
+            late = loop.time() - due
+            self._lateness[self._lateness_n % window] = late
             self._lateness_n += 1
+            if self._on_delay is not None:
+                self._on_delay(late)
             try:
                 async with self._limit:
                     sample = await self._probe(spec)

@@ -26,6 +26,7 @@ two lines each, so no scipy for them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -294,7 +295,10 @@ async def load_insights(
         outcome_rows = await learning_repo.outcome_points(
             session=session, tenant_id=tenant_id, since=since
         )
-    return insights(
+    # pure computation over its own lists: a worker thread, so probes due
+    # meanwhile get the event loop back every switch interval
+    return await asyncio.to_thread(
+        insights,
         [IncidentPoint(*row) for row in incident_rows],
         [
             OutcomePoint(s, t, a, outcome == "recovered", at)

@@ -88,6 +88,7 @@ from selfheal.verification.verifier import Verifier
 log = get_logger(__name__)
 
 FLUSH_INTERVAL = 5.0
+STATISTICS_INTERVAL = 3600.0  # seconds between two ANALYZE runs on SQLite
 SEVERITY_SWEEP = 30.0
 BASELINE_SAVE_INTERVAL = 600.0  # detector states are saved this often (and at stop)
 SCORING_SLICE = 0.005  # seconds of detector work between two yields to the event loop
@@ -197,6 +198,7 @@ class Agent:
             probe=probe,
             on_sample=self.monitor.observe,
             max_concurrency=self.settings.MAX_CONCURRENT_PROBES,
+            on_delay=self.metrics.probe_delay.observe,
         )
         self.fleet = FleetManager(
             db=self.db,
@@ -223,6 +225,7 @@ class Agent:
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
             asyncio.create_task(self._supervised(self.pruner.run), name="retention"),
+            asyncio.create_task(self._supervised(self._statistics_loop), name="statistics"),
         ]
         if self.baselines is not None:
             self._tasks.append(
@@ -617,6 +620,15 @@ class Agent:
             self._status_rows[:0] = rows
             self.monitor.rollups.requeue(rollups)
             raise
+
+    async def _statistics_loop(self) -> None:
+        """Keep SQLite's planner statistics current as incidents accumulate."""
+        while True:
+            await asyncio.sleep(STATISTICS_INTERVAL)
+            try:
+                await self.db.analyze()
+            except StorageError as exc:
+                log.warning("analyze_delayed_database_unavailable", error=exc.message)
 
     async def _severity_loop(self) -> None:
         """Incidents that last raise their severity one step, once."""

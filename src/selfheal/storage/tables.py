@@ -96,7 +96,10 @@ class Service(Base):
     """A monitored service. The webhook secret is stored encrypted and never returned."""
 
     __tablename__ = "services"
-    __table_args__ = (UniqueConstraint("tenant_id", "service_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id"),
+        Index("ix_services_tenant_id", "tenant_id", "id"),  # pages of GET /api/services
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     service_id: Mapped[str] = mapped_column(String(128))
@@ -132,8 +135,10 @@ class Incident(Base):
             sqlite_where=text("resolved_at IS NULL"),
             postgresql_where=text("resolved_at IS NULL"),
         ),
-        Index("ix_incidents_tenant_status", "tenant_id", "status"),
-        Index("ix_incidents_tenant_service", "tenant_id", "service_id"),
+        # every list filter, newest first (migration 0006)
+        Index("ix_incidents_tenant_id", "tenant_id", "id"),
+        Index("ix_incidents_tenant_status", "tenant_id", "status", "id"),
+        Index("ix_incidents_tenant_service", "tenant_id", "service_id", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -191,6 +196,8 @@ class Action(Base):
     __tablename__ = "actions"
     __table_args__ = (
         Index("ix_actions_tenant_service_action", "tenant_id", "service_id", "action"),
+        Index("ix_actions_tenant_id", "tenant_id", "id"),
+        Index("ix_actions_tenant_service_id", "tenant_id", "service_id", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

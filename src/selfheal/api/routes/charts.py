@@ -59,7 +59,7 @@ async def get_charts(
         )
         services = await repo.service_availability(session=session, tenant_id=tenant, since=since)
         actions = await repo.action_outcomes(session=session, tenant_id=tenant, since=since)
-    all_ttr = [t for b in buckets for t in b.ttr_seconds]
+    resolved = sum(b.resolved for b in buckets)
     services.sort(key=lambda s: (s.ok / s.probes if s.probes else 1.0, s.service_id))
     return ChartsPublic(
         range=span,
@@ -71,16 +71,14 @@ async def get_charts(
                 start=b.start,
                 opened=b.opened,
                 resolved=b.resolved,
-                mttr_seconds=(
-                    round(sum(b.ttr_seconds) / len(b.ttr_seconds), 2) if b.ttr_seconds else None
-                ),
+                mttr_seconds=round(b.ttr_sum / b.resolved, 2) if b.resolved else None,
                 probes=b.probes,
                 availability=_ratio(b.ok, b.probes),
             )
             for b in buckets
         ],
         incidents_opened=sum(b.opened for b in buckets),
-        mttr_seconds=round(sum(all_ttr) / len(all_ttr), 2) if all_ttr else None,
+        mttr_seconds=(round(sum(b.ttr_sum for b in buckets) / resolved, 2) if resolved else None),
         availability=_ratio(sum(b.ok for b in buckets), sum(b.probes for b in buckets)),
         services=[
             ServiceAvailabilityPublic(

@@ -6,25 +6,42 @@ touches the database, so it costs the same however busy storage is.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from selfheal.api.coalesce import Coalescer
 from selfheal.api.deps import AgentDep, PrincipalDep
 from selfheal.api.schemas import FleetPublic, FleetServicePublic
+from selfheal.runtime.agent import Agent
 
 router = APIRouter(prefix="/api/fleet", tags=["fleet"])
+_walks: Coalescer[bytes] = Coalescer()
+YIELD_EVERY = 100  # services walked between two turns of the event loop
 
 
 @router.get("", response_model=FleetPublic, summary="Every service's status and recent probes")
-async def get_fleet(agent: AgentDep, principal: PrincipalDep) -> FleetPublic:
+async def get_fleet(agent: AgentDep, principal: PrincipalDep) -> Response:
     """Status, last check, tags and the recent probes (for sparklines) of each service;
     the live feed's ``service.status`` and ``service.probes`` events keep it current."""
+
+    async def compute() -> bytes:
+        return (await _fleet(agent, principal.tenant_id)).model_dump_json().encode()
+
+    # concurrent first renders share one walk and one serialization (api/coalesce.py)
+    body = await _walks.run((id(agent), principal.tenant_id), compute)
+    return Response(body, media_type="application/json")
+
+
+async def _fleet(agent: Agent, tenant_id: str) -> FleetPublic:
     services: list[FleetServicePublic] = []
     by_status: dict[str, int] = {}
     tags: set[str] = set()
-    for spec in agent.fleet.specs():
-        if spec.tenant_id != principal.tenant_id:
+    for n, spec in enumerate(agent.fleet.specs()):
+        if n % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)  # let due probes start between slices of the walk
+        if spec.tenant_id != tenant_id:
             continue
         state = agent.monitor.state(spec.key)
         status = state.status.value if state else "unknown"

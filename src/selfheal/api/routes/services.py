@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from self_healing_sdk.signing import (
     SIGNATURE_HEADER,
@@ -13,7 +13,7 @@ from self_healing_sdk.signing import (
     SignatureError,
     verify,
 )
-from selfheal.api.deps import AgentDep, PrincipalDep, ServiceIdPath
+from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, ServiceIdPath
 from selfheal.api.errors import documented
 from selfheal.api.schemas import (
     ActionBrief,
@@ -71,13 +71,22 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: fields[name] for name in names if fields.get(name) is not None}
 
 
-@router.get("", response_model=ServicesPublic, summary="List services")
-async def list_services(agent: AgentDep, principal: PrincipalDep) -> ServicesPublic:
-    """Every service of the caller's tenant with its live status."""
+@router.get("", response_model=ServicesPublic, summary="List services, oldest first")
+async def list_services(
+    agent: AgentDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: CursorDep = None,
+) -> ServicesPublic:
+    """The caller's services with their live status, in the order they were
+    registered; page with ``cursor`` (the ``next_cursor`` of the previous page)."""
     async with agent.db.session() as session:
-        rows = await repo.list_services(session=session, tenant_id=principal.tenant_id)
+        rows = await repo.list_services(
+            session=session, tenant_id=principal.tenant_id, limit=limit, after_id=after
+        )
     data = [service_public(agent, row) for row in rows]
-    return ServicesPublic(data=data, count=len(data))
+    next_cursor = str(rows[-1].id) if len(rows) == limit else None
+    return ServicesPublic(data=data, count=len(data), next_cursor=next_cursor)
 
 
 @router.get(

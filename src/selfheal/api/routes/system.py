@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Any
 
@@ -10,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from selfheal import __version__
+from selfheal.api.coalesce import Coalescer
 from selfheal.api.deps import AgentDep, PrincipalDep, get_principal
 from selfheal.api.schemas import StatusPublic
 from selfheal.metrics import TenantView
@@ -18,6 +21,9 @@ from selfheal.storage.repositories import stats
 from selfheal.types import DEFAULT_TENANT
 
 router = APIRouter(tags=["system"])
+# concurrent identical requests share one computation (see api/coalesce.py)
+_scrapes: Coalescer[bytes] = Coalescer()
+_summaries: Coalescer[bytes] = Coalescer()
 
 
 @router.get("/health", summary="Liveness of the agent itself (no key needed)")
@@ -48,12 +54,24 @@ async def metrics(request: Request, agent: AgentDep) -> Response:
     (the default tenant's keys also the agent-wide ones); ``METRICS_PUBLIC=true``
     serves everything to anyone."""
     if agent.settings.METRICS_PUBLIC:
-        return Response(generate_latest(agent.registry), media_type=CONTENT_TYPE_LATEST)
-    principal = get_principal(request)
-    view = TenantView(
-        agent.registry, principal.tenant_id, agent_wide=principal.tenant_id == DEFAULT_TENANT
-    )
-    return Response(generate_latest(view), media_type=CONTENT_TYPE_LATEST)
+        source: Any = agent.registry
+        audience = "public"
+    else:
+        principal = get_principal(request)
+        source = TenantView(
+            agent.registry, principal.tenant_id, agent_wide=principal.tenant_id == DEFAULT_TENANT
+        )
+        audience = principal.tenant_id
+
+    async def exposition() -> bytes:
+        # a worker thread: the loop (and the probes) get the GIL back every
+        # switch interval instead of waiting for the whole fleet's text; the
+        # collectors read snapshots (list(...)) of what the loop changes
+        return await asyncio.to_thread(generate_latest, source)
+
+    # concurrent scrapes by the same audience share one rendering
+    body = await _scrapes.run((id(agent), audience), exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/status", response_model=StatusPublic, summary="What the agent is doing")
@@ -82,8 +100,19 @@ async def status(agent: AgentDep, principal: PrincipalDep) -> StatusPublic:
     )
 
 
-@router.get("/api/metrics", summary="Incidents, actions, success rate and MTTR")
-async def metrics_summary(agent: AgentDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get(
+    "/api/metrics",
+    response_model=dict[str, Any],
+    summary="Incidents, actions, success rate and MTTR",
+)
+async def metrics_summary(agent: AgentDep, principal: PrincipalDep) -> Response:
     """A JSON summary for this tenant, overall and per service."""
-    async with agent.db.session() as session:
-        return await stats.summary(session=session, tenant_id=principal.tenant_id)
+
+    async def compute() -> bytes:
+        async with agent.db.session() as session:
+            summary = await stats.summary(session=session, tenant_id=principal.tenant_id)
+        return json.dumps(summary, separators=(",", ":"), allow_nan=False).encode()
+
+    # concurrent callers share one query and one serialization (api/coalesce.py)
+    body = await _summaries.run((id(agent), principal.tenant_id), compute)
+    return Response(body, media_type="application/json")

@@ -7,15 +7,14 @@ intervals happens in Python, over at most one row per minute of the range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Integer, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from selfheal.storage.tables import Action, Incident, SampleRollup
-
-INCIDENT_ROWS_LIMIT = 100_000
+from selfheal.storage.repositories.stats import seconds_between
+from selfheal.storage.tables import Action, Incident, SampleRollup, UtcDateTime
 
 
 @dataclass(slots=True)
@@ -25,7 +24,7 @@ class Bucket:
     start: datetime
     opened: int = 0
     resolved: int = 0
-    ttr_seconds: list[float] = field(default_factory=list)
+    ttr_sum: float = 0.0  # seconds to resolve, summed over ``resolved``
     probes: int = 0
     ok: int = 0
 
@@ -60,24 +59,28 @@ def _index(at: datetime, since: datetime, step: float, count: int) -> int | None
 async def incident_buckets(
     *, session: AsyncSession, tenant_id: str, since: datetime, buckets: list[Bucket], step: float
 ) -> None:
-    """Count incidents opened and resolved per bucket, with each resolved one's time to resolve."""
-    rows = await session.execute(
-        select(Incident.opened_at, Incident.resolved_at)
-        .where(
-            Incident.tenant_id == tenant_id,
-            or_(Incident.opened_at >= since, Incident.resolved_at >= since),
+    """Count incidents opened and resolved per bucket, with the resolved ones' summed
+    time to resolve; grouped by the database, one row per bucket reaches Python."""
+    dialect = session.get_bind().dialect.name
+    start = literal(since, UtcDateTime())
+    for column, resolved in ((Incident.opened_at, False), (Incident.resolved_at, True)):
+        offset = seconds_between(dialect, column, start) / step
+        # PostgreSQL's cast rounds, SQLite's truncates (floor here: rows are >= since)
+        index = cast(offset if dialect == "sqlite" else func.floor(offset), Integer)
+        ttr = seconds_between(dialect, Incident.resolved_at, Incident.opened_at)
+        rows = await session.execute(
+            select(index, func.count(), func.sum(ttr) if resolved else literal(0.0))
+            .where(Incident.tenant_id == tenant_id, column >= since)
+            .group_by(index)
         )
-        .limit(INCIDENT_ROWS_LIMIT)
-    )
-    for opened_at, resolved_at in rows:
-        i = _index(opened_at, since, step, len(buckets))
-        if i is not None:
-            buckets[i].opened += 1
-        if resolved_at is not None:
-            j = _index(resolved_at, since, step, len(buckets))
-            if j is not None:
-                buckets[j].resolved += 1
-                buckets[j].ttr_seconds.append((resolved_at - opened_at).total_seconds())
+        for i, count, ttr_sum in rows:
+            if i is None or not 0 <= i < len(buckets):
+                continue
+            if resolved:
+                buckets[i].resolved += count
+                buckets[i].ttr_sum += float(ttr_sum or 0.0)
+            else:
+                buckets[i].opened += count
 
 
 async def probe_buckets(

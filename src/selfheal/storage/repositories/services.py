@@ -19,11 +19,15 @@ async def get_service(*, session: AsyncSession, tenant_id: str, service_id: str)
     return result.scalar_one_or_none()
 
 
-async def list_services(*, session: AsyncSession, tenant_id: str) -> Sequence[Service]:
-    """A tenant's services, ordered by id."""
-    result = await session.execute(
-        select(Service).where(Service.tenant_id == tenant_id).order_by(Service.service_id)
-    )
+async def list_services(
+    *, session: AsyncSession, tenant_id: str, limit: int | None = None, after_id: int | None = None
+) -> Sequence[Service]:
+    """A tenant's services, oldest first; a page of ``limit`` after the keyset cursor
+    ``after_id``, or all of them (the agent's own use, never an API answer)."""
+    stmt = select(Service).where(Service.tenant_id == tenant_id)
+    if after_id is not None:
+        stmt = stmt.where(Service.id > after_id)
+    result = await session.execute(stmt.order_by(Service.id).limit(limit))
     return result.scalars().all()
 
 

@@ -1,84 +1,131 @@
-"""Aggregates for the JSON metrics summary."""
+"""Aggregates for the JSON metrics summary, computed by the database.
+
+Every query groups in SQL, so what reaches Python is at most one row per
+service plus one per (type, status) and per (action, outcome): the summary of
+100,000 incidents costs the same decoding as the summary of 100.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Float, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from selfheal.storage.tables import Action, Incident
+
+Moment = ColumnElement[Any] | QueryableAttribute[Any]  # a datetime column or expression
+
+
+def seconds_between(dialect: str, later: Moment, earlier: Moment) -> ColumnElement[Any]:
+    """``later - earlier`` in seconds, computed by the database (NULL if either is)."""
+    if dialect == "sqlite":
+        # SQLite keeps datetimes as ISO text; julianday() parses it to fractional days
+        return cast((func.julianday(later) - func.julianday(earlier)) * 86400.0, Float)
+    return cast(func.extract("epoch", later - earlier), Float)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _mean(total: float | None, count: int) -> float | None:
+    return round(float(total or 0.0) / count, 2) if count else None
 
 
 async def summary(*, session: AsyncSession, tenant_id: str) -> dict[str, Any]:
     """Incidents, actions, success rate and MTTR, overall and per service."""
-    incidents = (
+    dialect = session.get_bind().dialect.name
+    ttr = seconds_between(dialect, Incident.resolved_at, Incident.opened_at)
+    per_incident_service = (
         await session.execute(
             select(
                 Incident.service_id,
-                Incident.status,
-                Incident.type,
-                Incident.opened_at,
-                Incident.resolved_at,
-            ).where(Incident.tenant_id == tenant_id)
+                func.count(),
+                func.count(Incident.resolved_at),
+                func.sum(ttr),
+            )
+            .where(Incident.tenant_id == tenant_id)
+            .group_by(Incident.service_id)
         )
     ).all()
-    actions = (
+    by_type_status = (
         await session.execute(
-            select(Action.service_id, Action.action, Action.status, Action.outcome, func.count())
-            .where(Action.tenant_id == tenant_id)
-            .group_by(Action.service_id, Action.action, Action.status, Action.outcome)
+            select(Incident.type, Incident.status, func.count())
+            .where(Incident.tenant_id == tenant_id)
+            .group_by(Incident.type, Incident.status)
         )
     ).all()
-    per_service: dict[str, dict[str, Any]] = {}
+    recovered_case = case((Action.outcome == "recovered", 1), else_=0)
+    per_action_service = (
+        await session.execute(
+            select(Action.service_id, func.count(), func.sum(recovered_case))
+            .where(Action.tenant_id == tenant_id)
+            .group_by(Action.service_id)
+        )
+    ).all()
+    by_action_outcome = (
+        await session.execute(
+            select(Action.action, Action.outcome, func.count())
+            .where(Action.tenant_id == tenant_id)
+            .group_by(Action.action, Action.outcome)
+        )
+    ).all()
+
+    services: dict[str, dict[str, Any]] = {}
 
     def bucket(service_id: str) -> dict[str, Any]:
-        return per_service.setdefault(
+        return services.setdefault(
             service_id,
-            {"incidents": 0, "open_incidents": 0, "actions": 0, "recovered": 0, "_ttr": []},
+            {"incidents": 0, "open_incidents": 0, "actions": 0, "recovered": 0, "_ttr": (0.0, 0)},
         )
+
+    total_incidents = total_resolved = 0
+    total_ttr = 0.0
+    for service_id, count, resolved, ttr_sum in per_incident_service:
+        b = bucket(service_id)
+        b["incidents"] = count
+        b["open_incidents"] = count - resolved
+        b["_ttr"] = (float(ttr_sum or 0.0), resolved)
+        total_incidents += count
+        total_resolved += resolved
+        total_ttr += float(ttr_sum or 0.0)
+    total_actions = 0
+    for service_id, count, recovered in per_action_service:
+        b = bucket(service_id)
+        b["actions"] = count
+        b["recovered"] = int(recovered or 0)
+        total_actions += count
+    for b in services.values():
+        ttr_sum, resolved = b.pop("_ttr")
+        b["mttr_seconds"] = _mean(ttr_sum, resolved)
+        b["success_rate"] = _rate(b["recovered"], b["actions"])
 
     by_type: dict[str, int] = {}
     by_status: dict[str, int] = {}
-    all_ttr: list[float] = []
-    for service_id, status, kind, opened_at, resolved_at in incidents:
-        b = bucket(service_id)
-        b["incidents"] += 1
-        by_type[kind] = by_type.get(kind, 0) + 1
-        by_status[status] = by_status.get(status, 0) + 1
-        if resolved_at is None:
-            b["open_incidents"] += 1
-        else:
-            ttr = (resolved_at - opened_at).total_seconds()
-            b["_ttr"].append(ttr)
-            all_ttr.append(ttr)
+    for kind, status, count in by_type_status:
+        by_type[kind] = by_type.get(kind, 0) + count
+        by_status[status] = by_status.get(status, 0) + count
     by_action: dict[str, dict[str, int]] = {}
-    verified = recovered = total_actions = 0
-    for service_id, action, _status, outcome, count in actions:
-        b = bucket(service_id)
-        b["actions"] += count
-        total_actions += count
+    verified = recovered_total = 0
+    for action, outcome, count in sorted(by_action_outcome, key=lambda r: (r[0], r[1] or "")):
         a = by_action.setdefault(action, {"runs": 0, "recovered": 0, "not_recovered": 0})
         a["runs"] += count
         if outcome is not None:
             verified += count
             a[outcome] = a.get(outcome, 0) + count
         if outcome == "recovered":
-            recovered += count
-            b["recovered"] += count
-    for b in per_service.values():
-        ttr = b.pop("_ttr")
-        b["mttr_seconds"] = round(sum(ttr) / len(ttr), 2) if ttr else None
-        b["success_rate"] = round(b["recovered"] / b["actions"], 4) if b["actions"] else None
+            recovered_total += count
     return {
         "incidents": {
-            "total": len(incidents),
-            "open": sum(1 for row in incidents if row.resolved_at is None),
-            "by_type": by_type,
-            "by_status": by_status,
+            "total": total_incidents,
+            "open": total_incidents - total_resolved,
+            "by_type": dict(sorted(by_type.items())),
+            "by_status": dict(sorted(by_status.items())),
         },
         "actions": {"total": total_actions, "verified": verified, "by_action": by_action},
-        "success_rate": round(recovered / verified, 4) if verified else None,
-        "mttr_seconds": round(sum(all_ttr) / len(all_ttr), 2) if all_ttr else None,
-        "services": per_service,
+        "success_rate": _rate(recovered_total, verified),
+        "mttr_seconds": _mean(total_ttr, total_resolved),
+        "services": dict(sorted(services.items())),
     }
