@@ -26,6 +26,8 @@ from selfheal.checks.http import HttpProbe
 from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
+from selfheal.cluster import Cluster
+from selfheal.cluster.locks import STARTUP_LOCK, hold
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
@@ -173,6 +175,7 @@ class Agent:
         self.incidents: IncidentService
         self.healer: Healer
         self.notifier: Notifier
+        self.cluster: Cluster
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -204,10 +207,15 @@ class Agent:
             outbound=self.outbound,
         )
         self._build_healing()
+        # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
+        self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
+        await self.cluster.start()
+        startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
         await self._load_identity_and_catalog()
         await self.controls.load(self.file_config.silences)
         await self._load_baselines()
         await self.fleet.sync_config(self.file_config)
+        await startup.release()
         count = await self.fleet.load_all()
         await self.workloads.start(self.fleet.specs())
         self.metrics.seed_outcomes(*await self.outcomes.totals())
@@ -331,6 +339,8 @@ class Agent:
         self.stop_requested.set()
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
+        if hasattr(self, "cluster"):
+            await self.cluster.stop()
         self.heartbeats.stop()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)

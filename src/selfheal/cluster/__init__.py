@@ -1,0 +1,11 @@
+"""Replicas of ``selfheal serve`` on one PostgreSQL: membership, ownership, fleet changes.
+
+See the "Cluster" section of ``docs/architecture.md`` for the design and its failure cases.
+"""
+
+from __future__ import annotations
+
+from selfheal.cluster.replica import Cluster
+from selfheal.cluster.sqlite_lock import SqliteLock
+
+__all__ = ["Cluster", "SqliteLock"]
