@@ -4,8 +4,3 @@ See the "Cluster" section of ``docs/architecture.md`` for the design and its fai
 """
 
 from __future__ import annotations
-
-from selfheal.cluster.replica import Cluster
-from selfheal.cluster.sqlite_lock import SqliteLock
-
-__all__ = ["Cluster", "SqliteLock"]

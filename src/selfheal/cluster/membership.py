@@ -37,6 +37,7 @@ log = get_logger(__name__)
 
 LEASE = 2.0  # seconds a heartbeat keeps a member live
 BEAT = 0.4  # seconds between heartbeats (each one also reads the live members)
+FENCE_MARGIN = 0.1  # a replica gives its lease up this fraction early (clock rates differ)
 FORGET_AFTER = 3600.0  # rows of members dead this long are deleted
 
 _JOIN = text(
@@ -99,7 +100,8 @@ class Membership:
         """One heartbeat round: renew the lease and the view, or fence when it ran out."""
         sent = self._clock()
         # never wait past the lease: fencing must happen on time even if the call hangs
-        budget = max(self._valid_until - sent, self.beat)
+        left = self._valid_until - sent
+        budget = left if left > 0 else self.beat
         try:
             live = await asyncio.wait_for(self.heartbeat(), timeout=min(budget, self.lease))
         except Exception as exc:
@@ -113,7 +115,7 @@ class Membership:
             self.fenced = True
             self._set_view(())
             return
-        self._valid_until = sent + self.lease
+        self._valid_until = sent + self.lease * (1 - FENCE_MARGIN)
         if self.fenced:
             log.info("cluster_rejoined", member=self.id)
             self.fenced = False
@@ -132,7 +134,9 @@ class Membership:
                         await session.execute(_FORGET, {"age": FORGET_AFTER})
                 except StorageError:
                     pass  # the next round tries again
-            await asyncio.sleep(self.beat)
+            # a failing heartbeat is retried up to the lease's end, so fencing is on time
+            left = self._valid_until - self._clock()
+            await asyncio.sleep(min(self.beat, left) if left > 0 else self.beat)
 
     async def leave(self) -> None:
         """Delete this replica's row, so the others take its services over at once."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from selfheal.checks.scheduler import Scheduler
 from selfheal.cluster.membership import BEAT, LEASE, Membership
@@ -17,9 +18,11 @@ from selfheal.cluster.notify import FleetListener, announce
 from selfheal.cluster.ownership import Ownership
 from selfheal.errors import StorageError
 from selfheal.logging import get_logger
-from selfheal.runtime.fleet import FleetManager
 from selfheal.storage.db import Database
 from selfheal.types import ServiceKey
+
+if TYPE_CHECKING:  # the runtime imports this module
+    from selfheal.runtime.fleet import FleetManager
 
 log = get_logger(__name__)
 

@@ -47,9 +47,9 @@ class SqliteLock:
             handle.close()
             raise ConfigError(
                 f"another selfheal serve (pid {holder}) is already using the SQLite database "
-                f"{self.database}: SQLite serves one process only. To run several replicas, "
-                "point every one at the same PostgreSQL DATABASE_URL "
-                "(postgresql+asyncpg://user:password@host/db)."
+                f"{self.database}: SQLite serves one process only. "
+                "Use PostgreSQL for replicas: point every one at the same "
+                "DATABASE_URL=postgresql+asyncpg://user:password@host/db"
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -26,8 +26,8 @@ from selfheal.checks.http import HttpProbe
 from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
-from selfheal.cluster import Cluster
 from selfheal.cluster.locks import STARTUP_LOCK, hold
+from selfheal.cluster.replica import Cluster
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
