@@ -92,8 +92,8 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     sqlite_lock = SqliteLock(settings.DATABASE_URL)
     try:
         check_port(settings.HOST, settings.PORT)
-        sqlite_lock.acquire()
         asyncio.run(check_database(settings))
+        sqlite_lock.acquire()
     except ConfigError as exc:
         _fail(exc.message)
     settings, generated = ensure_api_key(settings)
