@@ -58,6 +58,10 @@ class Scheduler:
         """Every scheduled spec."""
         return list(self._specs.values())
 
+    def owns(self, key: ServiceKey) -> bool:
+        """True if this process probes ``key`` (always, outside a cluster)."""
+        return self._owns(key)
+
     def probing(self) -> int:
         """How many services this process probes (its own, in a cluster)."""
         return len(self._tasks)

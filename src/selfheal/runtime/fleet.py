@@ -186,7 +186,12 @@ class FleetManager:
 
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
-        self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
+        state = self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
+        if not self._scheduler.owns(spec.key):
+            # another replica probes it: its stored status is the freshest there is here
+            state.status = ServiceStatus(row.status or "unknown")
+            if row.status_changed_at is not None:
+                state.since = row.status_changed_at.timestamp()
         self._scheduler.schedule(spec)
         self._versions[spec.key] = row.updated_at
         return spec
