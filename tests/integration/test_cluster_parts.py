@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -15,8 +16,9 @@ from selfheal.cluster.membership import Membership
 from selfheal.cluster.notify import FleetListener, announce
 from selfheal.cluster.sqlite_lock import SqliteLock
 from selfheal.errors import ConfigError
+from selfheal.runtime.agent import Agent
 from selfheal.storage.db import Database
-from selfheal.types import ServiceKey
+from selfheal.types import DEFAULT_TENANT, ServiceKey
 from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.helpers import TcpProxy, wait_for
 
@@ -200,6 +202,22 @@ async def test_a_change_announced_by_one_replica_reaches_another(postgres_url: s
         assert refreshed[0][1] - sent < 1.0
         await asyncio.sleep(0.2)
         assert [k for k, _ in refreshed] == [key]
+        assert reconciled == []
+        # the listening connection dies: what was sent meanwhile is caught by a reconcile
+        async with db.session() as session:
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+
+        async def reconciled_after_reconnect() -> bool:
+            return bool(reconciled) and listener.connected.is_set()
+
+        await wait_for(reconciled_after_reconnect, 10, interval=0.05)
+        await announce(db, key, origin="a")
+        await wait_for(lambda: _true(len(refreshed) == 2), 2, interval=0.01)
     finally:
         for task in tasks:
             task.cancel()
@@ -221,3 +239,70 @@ def test_one_sqlite_file_one_lock_holder(tmp_path: Path) -> None:
     again.release()
     # in-memory databases have no file to share
     SqliteLock("sqlite+aiosqlite:///:memory:").acquire()
+
+
+async def test_two_agents_split_the_fleet_and_reconcile_missed_changes(
+    postgres_url: str, make_settings: Any
+) -> None:
+    """Two agents in one process on one database: disjoint shares, NOTIFY, and the
+    reconcile that catches a change nobody announced."""
+    a = Agent(make_settings(postgres_url))
+    b = Agent(make_settings(postgres_url))
+    await a.start()
+    await b.start()
+    try:
+
+        async def both_see_two() -> bool:
+            return len(a.cluster.membership.view) == len(b.cluster.membership.view) == 2
+
+        await wait_for(both_see_two, 5, interval=0.05)
+        for i in range(40):
+            await a.fleet.upsert(
+                tenant_id=DEFAULT_TENANT,
+                service_id=f"s{i}",
+                actor="test",
+                health_url=f"http://127.0.0.1:9/s{i}",
+                options={"interval": 30},
+            )
+
+        async def b_knows_all() -> bool:
+            return len(b.fleet.specs()) == 40
+
+        await wait_for(b_knows_all, 5, interval=0.05)
+        keys = [ServiceKey(DEFAULT_TENANT, f"s{i}") for i in range(40)]
+        mine_a = {k for k in keys if a.scheduler.owns(k)}
+        mine_b = {k for k in keys if b.scheduler.owns(k)}
+        assert mine_a.isdisjoint(mine_b)
+        assert mine_a | mine_b == set(keys)
+        assert a.scheduler.probing() + b.scheduler.probing() == 40
+
+        # changed and deleted behind the agents' backs: no NOTIFY, the reconcile finds them
+        async with a.db.session() as session:
+            await session.execute(
+                text(
+                    "UPDATE services SET health_url = 'http://127.0.0.1:9/moved', "
+                    "updated_at = clock_timestamp() WHERE service_id = 's1'"
+                )
+            )
+            await session.execute(text("DELETE FROM services WHERE service_id = 's2'"))
+        assert await b.fleet.reconcile() == 2
+        moved = b.fleet.spec(ServiceKey(DEFAULT_TENANT, "s1"))
+        assert moved is not None
+        assert moved.health_url.endswith("/moved")
+        assert b.fleet.spec(ServiceKey(DEFAULT_TENANT, "s2")) is None
+        assert await b.fleet.reconcile() == 0
+
+        # a stops: it leaves, and b owns everything at its next beat
+        await a.stop()
+
+        async def b_alone() -> bool:
+            return b.scheduler.probing() == 39
+
+        await wait_for(b_alone, 3, interval=0.05)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value

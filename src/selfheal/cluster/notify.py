@@ -12,6 +12,7 @@ a periodic reconcile (``FleetSync``) catches anything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,6 +97,8 @@ class FleetListener:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(dsn, timeout=timeout)
+                closed = asyncio.Event()
+                conn.add_termination_listener(_setter(closed))
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self.connected.set()
                 if not first:
@@ -103,7 +106,9 @@ class FleetListener:
                     await self._reconcile()
                 first = False
                 while True:
-                    await asyncio.sleep(PING_INTERVAL)
+                    # a closed connection ends the wait at once; a silent one, at the ping
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), PING_INTERVAL)
                     await conn.fetchval("SELECT 1", timeout=timeout)
             except asyncio.CancelledError:
                 raise
@@ -132,3 +137,8 @@ class FleetListener:
                     )
                     self._pending[key] = None
                     await asyncio.sleep(RECONNECT_DELAY)
+
+
+def _setter(event: asyncio.Event) -> Callable[[Any], None]:
+    """A callback that sets ``event`` (asyncpg passes the closed connection)."""
+    return lambda _conn: event.set()

@@ -73,6 +73,11 @@ class Cluster:
             asyncio.create_task(self.listener.apply(), name="cluster:apply"),
             asyncio.create_task(self._reconcile_loop(), name="cluster:reconcile"),
         ]
+        # listening before the fleet is loaded: no change made meanwhile goes unheard
+        try:
+            await asyncio.wait_for(self.listener.connected.wait(), self._db.timeouts.connect + 1)
+        except TimeoutError:
+            log.warning("cluster_listener_not_connected", member=self.member_id)
         log.info("cluster_joined", member=self.member_id, members=len(self.membership.view))
 
     async def stop(self) -> None:
