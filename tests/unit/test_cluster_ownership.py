@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from selfheal.actions.runner import ActionRunner
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
+from selfheal.cluster.membership import Membership
 from selfheal.cluster.ownership import Ownership, owner
+from selfheal.decisions.engine import Decision
+from selfheal.errors import StorageError
+from selfheal.events import EventBus
 from selfheal.services import ServiceSpec, build_spec
+from selfheal.storage.db import Database
 from selfheal.types import ServiceKey
 
 KEYS = [ServiceKey("default", f"svc-{i}") for i in range(3000)]
@@ -76,3 +85,44 @@ async def test_the_scheduler_probes_only_what_it_owns(make_settings: Any) -> Non
         assert set(probed) == set(keys) - mine
     finally:
         await scheduler.stop()
+
+
+def test_may_act_only_under_a_lease_or_alone(tmp_path: Path) -> None:
+    now = [0.0]
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")  # never reached: no tick here
+    member = Membership(db, on_view=lambda v: None, clock=lambda: now[0], member_id="a")
+    assert member.may_act()  # alone, before any heartbeat: a single agent acts
+    member.view = ("a", "b")
+    assert not member.may_act()  # peers and no lease: another replica may own the work
+    member._valid_until = 1.0
+    assert member.may_act()
+    now[0] = 1.5
+    assert not member.may_act()
+    member.view, member.fenced = ("a",), True
+    assert not member.may_act()
+
+
+async def test_the_action_runner_starts_nothing_while_fenced(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    called: list[str] = []
+
+    class Recording:
+        async def execute(self, request: Any) -> Any:
+            called.append(request.action)
+
+    runner = ActionRunner(
+        db=Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"),  # refused before any write
+        bus=EventBus(),
+        executors={"webhook": Recording()},  # type: ignore[dict-item]
+        metrics=None,
+        default_timeouts={},
+        may_act=lambda: False,
+    )
+    decision = Decision(reason="test", confidence=1.0, action="restart", executor="webhook")
+    spec = _spec(make_settings, KEYS[0])
+    with pytest.raises(StorageError, match="lease"):
+        await runner.run(
+            spec=spec, incident_id=1, incident_type="http_error", decision=decision, attempt=1
+        )
+    assert called == []

@@ -88,6 +88,12 @@ class Membership:
         """True while this replica's last heartbeat is surely still seen as live."""
         return self._clock() < self._valid_until
 
+    def may_act(self) -> bool:
+        """True unless fenced: the lease holds, or this replica is alone (a single agent)."""
+        if self.holds_lease():
+            return True
+        return not self.fenced and self.view == (self.id,)
+
     async def heartbeat(self) -> tuple[str, ...]:
         """Write one heartbeat and read the live members (``StorageError`` if unreachable)."""
         params = {"id": self.id, "host": socket.gethostname()[:255], "pid": os.getpid()}

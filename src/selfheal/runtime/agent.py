@@ -206,9 +206,9 @@ class Agent:
             bus=self.bus,
             outbound=self.outbound,
         )
-        self._build_healing()
         # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
         self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
+        self._build_healing()
         await self.cluster.start()
         startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
         await self._load_identity_and_catalog()
@@ -277,6 +277,7 @@ class Agent:
                 "notify": self.settings.WEBHOOK_TIMEOUT,
             },
             options_models={n: f.options_model for n, f in self.plugins.executors.items()},
+            may_act=self.cluster.membership.may_act,
         )
         backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
         self.healer = Healer(
