@@ -10,20 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from pathlib import Path
 from typing import IO
 
 from selfheal.errors import ConfigError
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL, or None for in-memory databases and other URLs."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    return Path(path).expanduser().resolve()
+from selfheal.storage.db import sqlite_path
 
 
 class SqliteLock:

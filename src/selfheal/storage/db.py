@@ -235,6 +235,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL, in-memory and ``file:`` URIs."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path).expanduser().resolve()
+
+
 def check_sqlite_path(url: str) -> None:
     """Refuse a SQLite file whose folder does not exist, naming it.
 
