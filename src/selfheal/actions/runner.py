@@ -9,7 +9,7 @@ at the stage boundary, and recorded on the action; it never stops the agent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +18,7 @@ from structlog.contextvars import bound_contextvars
 
 from selfheal.actions.base import ActionRequest, ActionResult, Executor
 from selfheal.decisions.engine import Decision
-from selfheal.errors import ActionError
+from selfheal.errors import ActionError, StorageError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
 from selfheal.logging import get_logger
@@ -53,8 +53,11 @@ class ActionRunner:
         default_timeouts: dict[str, float],
         raise_errors: bool = False,
         options_models: Mapping[str, type[BaseModel] | None] | None = None,
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self._db = db
+        # False while this replica's cluster lease has lapsed (``selfheal.cluster``)
+        self._may_act = may_act
         self._bus = bus
         self._executors = executors
         self._metrics = metrics
@@ -76,6 +79,7 @@ class ActionRunner:
         assert decision.action is not None
         assert decision.executor is not None
         key = f"{spec.tenant_id}:{incident_id}:{attempt}:{decision.action}"
+        self._check_lease()
         async with self._db.session() as session:
             row = await repo.create_action(
                 session=session,
@@ -106,6 +110,8 @@ class ActionRunner:
             timeout=timeout,
             options=remediation.options if remediation else None,
         )
+        # the row write may have outlived the lease: an unfinished row is never re-run
+        self._check_lease()
         with bound_contextvars(action_id=row.id, action=decision.action):
             self._bus.publish(ev.ACTION_STARTED, spec.tenant_id, _event(request, decision.executor))
             log.info("action_started", executor=decision.executor)
@@ -128,6 +134,13 @@ class ActionRunner:
             _event(request, decision.executor) | {"status": status.value, "detail": result.detail},
         )
         return ActionRun(row.id, decision.action, result)
+
+    def _check_lease(self) -> None:
+        """``StorageError`` (the heal loop waits and starts over) while fenced."""
+        if self._may_act is not None and not self._may_act():
+            raise StorageError(
+                "this replica lost its cluster lease: no action starts until it rejoins"
+            )
 
     async def _execute(self, executor_name: str, request: ActionRequest) -> ActionResult:
         executor = self._executors.get(executor_name)

@@ -5,6 +5,10 @@ timer heap does the ordering, so 10,000 services cost 10,000 sleeping tasks
 and nothing else. A semaphore bounds the probes in flight. The first probe of
 each service is spread over one interval so a restart does not probe the
 whole fleet in the same millisecond.
+
+In a cluster (``selfheal.cluster``) every replica knows every spec but runs
+probe tasks only for the services ``owns`` says are its own; ``reassign``
+starts and stops tasks when ownership moves.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ log = get_logger(__name__)
 
 Probe = Callable[[ServiceSpec], Awaitable[Sample]]
 OnSample = Callable[[ServiceSpec, Sample], float]
+Owns = Callable[[ServiceKey], bool]
 
 _LATENESS_WINDOW = 65_536
 
@@ -48,6 +53,7 @@ class Scheduler:
         self._lateness = array("d", bytes(8 * _LATENESS_WINDOW))
         self._lateness_n = 0
         self.probes = 0
+        self._owns: Owns = _everything
 
     def __len__(self) -> int:
         return len(self._specs)
@@ -60,16 +66,47 @@ class Scheduler:
         """Every scheduled spec."""
         return list(self._specs.values())
 
+    def owns(self, key: ServiceKey) -> bool:
+        """True if this process probes ``key`` (always, outside a cluster)."""
+        return self._owns(key)
+
+    def probing(self) -> int:
+        """How many services this process probes (its own, in a cluster)."""
+        return len(self._tasks)
+
+    def reassign(self, owns: Owns, *, takeover_spread: float = 0.5) -> None:
+        """Probe exactly the services ``owns`` accepts from now on.
+
+        A service taken over is first probed within ``takeover_spread`` seconds
+        (or its interval, if shorter): its previous owner is gone, so waiting a
+        whole interval would leave a gap.
+        """
+        self._owns = owns
+        for key, spec in self._specs.items():
+            mine = owns(key)
+            if mine and key not in self._tasks:
+                delay = random.uniform(0, min(spec.interval, takeover_spread))
+                self._start(spec, delay)
+            elif not mine and key in self._tasks:
+                self._tasks.pop(key).cancel()
+
     def schedule(self, spec: ServiceSpec, *, first_delay: float | None = None) -> None:
         """Start probing a service, or swap in a changed spec (restarting its timer)."""
         old = self._specs.get(spec.key)
         self._specs[spec.key] = spec
         task = self._tasks.get(spec.key)
+        if not self._owns(spec.key):
+            if task is not None:
+                self._tasks.pop(spec.key).cancel()
+            return  # another replica probes it; the spec is kept for when it moves here
         if task is not None and old is not None and _same_timing(old, spec):
             return  # the running loop reads the new spec on its next probe
         if task is not None:
             task.cancel()
         delay = random.uniform(0, spec.interval) if first_delay is None else first_delay
+        self._start(spec, delay)
+
+    def _start(self, spec: ServiceSpec, delay: float) -> None:
         self._tasks[spec.key] = asyncio.create_task(
             self._run(spec.key, delay), name=f"probe:{spec.key}"
         )
@@ -130,6 +167,10 @@ class Scheduler:
             now = loop.time()
             if due < now:
                 due = now  # fell behind (a slow probe): skip, do not burst to catch up
+
+
+def _everything(_key: ServiceKey) -> bool:
+    return True
 
 
 def _same_timing(old: ServiceSpec, new: ServiceSpec) -> bool:

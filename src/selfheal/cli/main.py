@@ -85,11 +85,15 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     file_config = load_file_config(settings)
     configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format, log_file=settings.LOG_FILE)
     from selfheal.cli.server import check_database, check_port, run_server
+    from selfheal.cluster.sqlite_lock import SqliteLock
 
     # the two usual mistakes, each one line and exit 2, before any banner
+    # held until the process exits (the kernel drops it even on SIGKILL)
+    sqlite_lock = SqliteLock(settings.DATABASE_URL)
     try:
         check_port(settings.HOST, settings.PORT)
         asyncio.run(check_database(settings))
+        sqlite_lock.acquire()
     except ConfigError as exc:
         _fail(exc.message)
     settings, generated = ensure_api_key(settings)

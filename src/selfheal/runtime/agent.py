@@ -26,6 +26,8 @@ from selfheal.checks.http import HttpProbe
 from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
+from selfheal.cluster.locks import STARTUP_LOCK, hold
+from selfheal.cluster.replica import Cluster
 from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
@@ -179,6 +181,7 @@ class Agent:
         self.incidents: IncidentService
         self.healer: Healer
         self.notifier: Notifier
+        self.cluster: Cluster
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -210,11 +213,16 @@ class Agent:
             bus=self.bus,
             outbound=self.outbound,
         )
+        # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
+        self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
         self._build_healing()
+        await self.cluster.start()
+        startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
         await self._load_identity_and_catalog()
         await self.controls.load(self.file_config.silences)
         await self._load_baselines()
         await self.fleet.sync_config(self.file_config)
+        await startup.release()
         count = await self.fleet.load_all()
         await self.workloads.start(self.fleet.specs())
         self.metrics.seed_outcomes(*await self.outcomes.totals())
@@ -278,6 +286,7 @@ class Agent:
                 "notify": self.settings.WEBHOOK_TIMEOUT,
             },
             options_models={n: f.options_model for n, f in self.plugins.executors.items()},
+            may_act=self.cluster.membership.may_act,
         )
         backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
         self.healer = Healer(
@@ -340,6 +349,8 @@ class Agent:
         self.stop_requested.set()
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
+        if hasattr(self, "cluster"):
+            await self.cluster.stop()
         self.heartbeats.stop()
         for task in list(self._confirming):
             task.cancel()

@@ -8,7 +8,8 @@ the three views never disagree.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from selfheal.checks.heartbeat import HeartbeatWatch
@@ -81,6 +82,10 @@ class FleetManager:
         self._monitor = monitor
         self._heartbeats = heartbeats
         self._bus = bus
+        # when each service's row was last applied here (the cluster's reconcile compares)
+        self._versions: dict[ServiceKey, datetime] = {}
+        # told after a change commits (the cluster tells the other replicas)
+        self.on_change: Callable[[ServiceKey], Awaitable[None]] | None = None
 
     def spec(self, key: ServiceKey) -> ServiceSpec | None:
         """The live spec of a service."""
@@ -181,9 +186,65 @@ class FleetManager:
 
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
-        self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
+        state = self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
+        if not self._scheduler.owns(spec.key):
+            # another replica probes it: its stored status is the freshest there is here
+            state.status = ServiceStatus(row.status or "unknown")
+            if row.status_changed_at is not None:
+                state.since = row.status_changed_at.timestamp()
         self._scheduler.schedule(spec)
+        self._versions[spec.key] = row.updated_at
         return spec
+
+    def _forget(self, key: ServiceKey) -> None:
+        self._scheduler.unschedule(key)
+        self._monitor.untrack(key)
+        self._heartbeats.forget(key)
+        self._versions.pop(key, None)
+
+    async def _changed(self, key: ServiceKey) -> None:
+        if self.on_change is not None:
+            await self.on_change(key)
+
+    async def refresh(self, key: ServiceKey, *, quiet: bool = False) -> None:
+        """Apply one service's stored row here (it was changed by another replica).
+
+        ``quiet``: no live-feed event for a service already known (the reconcile also
+        sees rows whose status alone changed).
+        """
+        async with self._db.session() as session:
+            row = await repo.get_service(
+                session=session, tenant_id=key.tenant_id, service_id=key.service_id
+            )
+        known = key in self._versions
+        if row is None:
+            self._forget(key)
+            if known:
+                self._bus.publish(ev.SERVICE_REMOVED, key.tenant_id, {"service_id": key.service_id})
+            return
+        self._activate(row)
+        if quiet and known:
+            return
+        # this replica's dashboards hear of it as of a change made here
+        self._bus.publish(
+            ev.SERVICE_REGISTERED,
+            key.tenant_id,
+            {"service_id": key.service_id, "created": not known},
+        )
+
+    async def reconcile(self) -> int:
+        """Apply every row changed, added or removed since it was last applied here;
+        returns how many services changed (a safety net under the change notices)."""
+        async with self._db.session() as session:
+            stored = await repo.service_versions(session=session)
+        changed = [k for k, at in stored.items() if self._versions.get(k) != at]
+        removed = [k for k in self._versions if k not in stored]
+        for key in removed:
+            self._forget(key)
+            self._bus.publish(ev.SERVICE_REMOVED, key.tenant_id, {"service_id": key.service_id})
+        for key in changed:
+            await self.refresh(key, quiet=True)
+        return len(changed) + len(removed)
 
     async def load_all(self) -> int:
         """Schedule every stored service (agent start)."""
@@ -263,6 +324,7 @@ class FleetManager:
         self._bus.publish(
             ev.SERVICE_REGISTERED, tenant_id, {"service_id": service_id, "created": created}
         )
+        await self._changed(ServiceKey(tenant_id, service_id))
         return row, created
 
     async def patch(
@@ -307,6 +369,7 @@ class FleetManager:
                 detail={"fields": sorted(changes)},
             )
         self._activate(row)
+        await self._changed(ServiceKey(tenant_id, service_id))
         return row
 
     async def set_learned_thresholds(
@@ -334,6 +397,7 @@ class FleetManager:
                 detail=values,
             )
         self._activate(row)
+        await self._changed(ServiceKey(tenant_id, service_id))
         return True
 
     async def delete(self, *, tenant_id: str, service_id: str, actor: str) -> bool:
@@ -355,11 +419,10 @@ class FleetManager:
                     target=service_id,
                 )
         key = ServiceKey(tenant_id, service_id)
-        self._scheduler.unschedule(key)
-        self._monitor.untrack(key)
-        self._heartbeats.forget(key)
+        self._forget(key)
         if deleted:
             self._bus.publish(ev.SERVICE_REMOVED, tenant_id, {"service_id": service_id})
+            await self._changed(key)
         return deleted
 
     async def sync_config(self, config: FileConfig) -> None:

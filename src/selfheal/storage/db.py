@@ -29,6 +29,7 @@ from selfheal.errors import StorageError
 from selfheal.logging import get_logger
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x5E1F_4EA1  # the advisory lock key every selfheal migration takes
 log = get_logger(__name__)
 
 
@@ -139,6 +140,12 @@ class Database:
             )
         try:
             async with engine.begin() as conn:
+                if not self.is_sqlite:
+                    # replicas starting together: one migrates, the others wait, then
+                    # find nothing left to do (released when this transaction ends)
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
                 await conn.run_sync(_upgrade)
         except OSError as exc:
             raise StorageError(f"cannot reach the database: {exc}") from exc

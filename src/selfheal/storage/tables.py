@@ -366,3 +366,18 @@ class PushSignature(Base):
     service_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     signature: Mapped[str] = mapped_column(String(80), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ClusterMember(Base):
+    """One running ``selfheal serve`` on PostgreSQL, alive while its heartbeat is fresh.
+
+    Infrastructure, not tenant data: a replica serves every tenant. ``heartbeat_at``
+    is always written and compared with the database's clock, never a replica's.
+    """
+
+    __tablename__ = "cluster_members"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)

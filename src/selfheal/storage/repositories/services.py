@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.storage.tables import Service, utcnow
+from selfheal.types import ServiceKey
 
 
 async def get_service(*, session: AsyncSession, tenant_id: str, service_id: str) -> Service | None:
@@ -35,6 +37,14 @@ async def all_services(*, session: AsyncSession) -> Sequence[Service]:
     """Every tenant's services: what the scheduler probes on start."""
     result = await session.execute(select(Service).order_by(Service.tenant_id, Service.service_id))
     return result.scalars().all()
+
+
+async def service_versions(*, session: AsyncSession) -> dict[ServiceKey, datetime]:
+    """Every tenant's services with the time each row last changed (cluster reconcile)."""
+    result = await session.execute(
+        select(Service.tenant_id, Service.service_id, Service.updated_at)
+    )
+    return {ServiceKey(t, s): at for t, s, at in result.all()}
 
 
 async def upsert_service(

@@ -1,0 +1,115 @@
+"""This process as one replica of a cluster: membership, ownership and fleet changes.
+
+On PostgreSQL every ``selfheal serve`` is a replica with no extra setting; with
+one replica it owns every service, as a single agent always did. On SQLite
+there is no cluster (one process; ``sqlite_lock`` refuses a second) and this
+object does nothing but say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from selfheal.checks.scheduler import Scheduler
+from selfheal.cluster.membership import BEAT, LEASE, Membership
+from selfheal.cluster.notify import FleetListener, announce
+from selfheal.cluster.ownership import Ownership
+from selfheal.errors import StorageError
+from selfheal.logging import get_logger
+from selfheal.storage.db import Database
+from selfheal.types import ServiceKey
+
+if TYPE_CHECKING:  # the runtime imports this module
+    from selfheal.runtime.fleet import FleetManager
+
+log = get_logger(__name__)
+
+RECONCILE_INTERVAL = 30.0  # the safety net under LISTEN/NOTIFY
+
+
+class Cluster:
+    """Starts and stops the replica's loops and wires them into the scheduler and fleet."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        fleet: FleetManager,
+        scheduler: Scheduler,
+        lease: float = LEASE,
+        beat: float = BEAT,
+        reconcile_interval: float = RECONCILE_INTERVAL,
+    ) -> None:
+        self.enabled = not db.is_sqlite
+        self._db = db
+        self._fleet = fleet
+        self._scheduler = scheduler
+        self._reconcile_interval = reconcile_interval
+        self.membership = Membership(db, on_view=self._on_view, lease=lease, beat=beat)
+        self.ownership = Ownership(self.membership.id)
+        self.listener = FleetListener(
+            db, me=self.membership.id, refresh=fleet.refresh, reconcile=fleet.reconcile
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def member_id(self) -> str:
+        """This replica's id in ``cluster_members``."""
+        return self.membership.id
+
+    async def start(self) -> None:
+        """Join (before the fleet is loaded, so it is scheduled by ownership from the start)."""
+        if not self.enabled:
+            return
+        await self.membership.tick()
+        self.ownership.update(self.membership.view)
+        self._scheduler.reassign(self.ownership.owns)
+        self._fleet.on_change = self._announce
+        self._tasks = [
+            asyncio.create_task(self.membership.run(), name="cluster:membership"),
+            asyncio.create_task(self.listener.listen(), name="cluster:listen"),
+            asyncio.create_task(self.listener.apply(), name="cluster:apply"),
+            asyncio.create_task(self._reconcile_loop(), name="cluster:reconcile"),
+        ]
+        # listening before the fleet is loaded: no change made meanwhile goes unheard
+        try:
+            await asyncio.wait_for(self.listener.connected.wait(), self._db.timeouts.connect + 1)
+        except TimeoutError:
+            log.warning("cluster_listener_not_connected", member=self.member_id)
+        log.info("cluster_joined", member=self.member_id, members=len(self.membership.view))
+
+    async def stop(self) -> None:
+        """Stop the loops and leave, so the others take this replica's services at once."""
+        if not self.enabled:
+            return
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.membership.leave()
+
+    def _on_view(self, members: Sequence[str]) -> None:
+        if self.ownership.update(members):
+            self._scheduler.reassign(self.ownership.owns)
+            log.info(
+                "cluster_services_assigned",
+                member=self.member_id,
+                members=len(members),
+                probing=self._scheduler.probing(),
+            )
+
+    async def _announce(self, key: ServiceKey) -> None:
+        await announce(self._db, key, origin=self.member_id)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._reconcile_interval)
+            try:
+                changed = await self._fleet.reconcile()
+            except StorageError as exc:
+                log.warning("cluster_reconcile_delayed", error=exc.message)
+                continue
+            if changed:
+                log.debug("cluster_reconciled", services=changed)
