@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,7 +29,7 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
 from selfheal.decisions.controls import Controls
-from selfheal.decisions.engine import Decider, ensure_catalog
+from selfheal.decisions.engine import Decider
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
@@ -53,8 +52,6 @@ from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
 from selfheal.learning.baselines import AnomalyCleared, AnomalyRaised, BaselineTracker
 from selfheal.learning.outcomes import OutcomeRecorder
-from selfheal.learning.thresholds import applicable
-from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger, redact_url
 from selfheal.metrics import AgentMetrics
 from selfheal.outbound import OutboundPolicies, OutboundSessions
@@ -64,20 +61,18 @@ from selfheal.plugins import build as build_plugins
 from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer
+from selfheal.runtime.history import FLUSH_INTERVAL, HistoryWriter
+from selfheal.runtime.identity import load_identity_and_catalog, reload_keys
 from selfheal.runtime.paging import notify_group_resolved
 from selfheal.runtime.retention import Pruner, RetentionPolicy
+from selfheal.runtime.thresholds import LearnedThresholds
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
-from selfheal.storage.repositories import catalog as catalog_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import learning as learning_repo
-from selfheal.storage.repositories import samples as samples_repo
-from selfheal.storage.repositories import services as services_repo
-from selfheal.storage.repositories import tenants as tenants_repo
 from selfheal.storage.tables import Incident
 from selfheal.types import (
-    DEFAULT_TENANT,
     IncidentStatus,
     IncidentType,
     ServiceKey,
@@ -87,11 +82,9 @@ from selfheal.verification.verifier import Verifier
 
 log = get_logger(__name__)
 
-FLUSH_INTERVAL = 5.0
 SEVERITY_SWEEP = 30.0
 BASELINE_SAVE_INTERVAL = 600.0  # detector states are saved this often (and at stop)
 SCORING_SLICE = 0.005  # seconds of detector work between two yields to the event loop
-THRESHOLD_REFRESH = 3600.0  # learned thresholds are re-derived this often (when enabled)
 SHUTDOWN_GRACE = 10.0
 
 
@@ -136,7 +129,6 @@ class Agent:
         self._signals: asyncio.Queue[Signal] = asyncio.Queue()
         # incident types each service's open anomalies were raised as (cleared together)
         self._anomaly_kinds: dict[ServiceKey, set[IncidentType]] = {}
-        self._status_rows: list[dict[str, Any]] = []
         self.baselines: BaselineTracker | None = (
             BaselineTracker(
                 period=self.settings.ANOMALY_PERIOD,
@@ -154,6 +146,7 @@ class Agent:
             crash_window=self.policies.restart_backoff.reset_after,
         )
         self.metrics.watch_fleet(self.monitor)
+        self.history = HistoryWriter(self.db, self.monitor.rollups)
         self.metrics.watch_agent(
             heal_loops=lambda: self.healer.active if hasattr(self, "healer") else 0,
             lateness=lambda: self.scheduler.lateness() if hasattr(self, "scheduler") else [],
@@ -178,6 +171,7 @@ class Agent:
         self.incidents: IncidentService
         self.healer: Healer
         self.notifier: Notifier
+        self.learned_thresholds: LearnedThresholds
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -208,8 +202,11 @@ class Agent:
             bus=self.bus,
             outbound=self.outbound,
         )
+        self.learned_thresholds = LearnedThresholds(
+            self.db, self.fleet, self.baselines, period=self.settings.ANOMALY_PERIOD
+        )
         self._build_healing()
-        await self._load_identity_and_catalog()
+        await load_identity_and_catalog(self.db, self.settings, self.file_config, self.keys)
         await self.controls.load(self.file_config.silences)
         await self._load_baselines()
         await self.fleet.sync_config(self.file_config)
@@ -230,7 +227,9 @@ class Agent:
             )
         if self.settings.AUTO_THRESHOLDS:
             self._tasks.append(
-                asyncio.create_task(self._supervised(self._threshold_loop), name="thresholds")
+                asyncio.create_task(
+                    self._supervised(self.learned_thresholds.run), name="thresholds"
+                )
             )
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
@@ -348,7 +347,7 @@ class Agent:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await self._drain_signals()
-            await self._flush(include_current=True)
+            await self.history.flush(include_current=True)
             await self._save_baselines()
         except StorageError as exc:
             log.error("final_flush_failed", error=exc.message)
@@ -372,35 +371,9 @@ class Agent:
 
     # -- start-up -----------------------------------------------------------------------
 
-    async def _load_identity_and_catalog(self) -> None:
-        hashes = [tenants_repo.hash_key(k.get_secret_value()) for k in self.settings.API_KEYS]
-        async with self.db.session() as session:
-            await tenants_repo.ensure_tenant(session=session, tenant_id=DEFAULT_TENANT)
-            await tenants_repo.sync_env_keys(
-                session=session, tenant_id=DEFAULT_TENANT, key_hashes=hashes
-            )
-        await self.reload_keys()
-        await ensure_catalog(self.db, DEFAULT_TENANT)
-        if self.file_config.catalog:
-            async with self.db.session() as session:
-                current = {
-                    kind: [(e.action, dict(e.params)) for e in entries]
-                    for kind, entries in _group(
-                        await catalog_repo.catalog_entries(
-                            session=session, tenant_id=DEFAULT_TENANT
-                        )
-                    ).items()
-                }
-                for entry in self.file_config.catalog:
-                    current[entry.type.value] = [(a.action, a.params) for a in entry.normalised()]
-                await catalog_repo.replace_catalog(
-                    session=session, tenant_id=DEFAULT_TENANT, entries=current
-                )
-
     async def reload_keys(self) -> None:
         """Refresh the in-memory key set from the database."""
-        async with self.db.session() as session:
-            self.keys.replace(await tenants_repo.load_key_hashes(session=session))
+        await reload_keys(self.db, self.keys)
 
     async def _recover_incidents(self) -> None:
         """Pick up what a previous process left unfinished."""
@@ -512,16 +485,7 @@ class Agent:
                 "sample": sample.as_dict(),
             },
         )
-        self._status_rows.append(
-            {
-                "tenant_id": spec.tenant_id,
-                "service_id": spec.service_id,
-                "at": datetime.fromtimestamp(sample.at, UTC),
-                "previous": signal.previous.value,
-                "status": signal.status.value,
-                "reason": signal.reason[:500],
-            }
-        )
+        self.history.status_changed(signal)
 
     # -- pushes from services (the SDK) --------------------------------------------------
 
@@ -595,28 +559,10 @@ class Agent:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
             try:
-                await self._flush()
+                await self.history.flush()
                 await self.reload_keys()  # keys created by `selfheal keys create`
             except StorageError as exc:
                 log.warning("flush_delayed_database_unavailable", error=exc.message)
-
-    async def _flush(self, *, include_current: bool = False) -> None:
-        """Write status changes and finished minute rollups in one transaction."""
-        rows, self._status_rows = self._status_rows, []
-        rollups = self.monitor.rollups.drain(now=time.time(), include_current=include_current)
-        if not rows and not rollups:
-            return
-        try:
-            async with self.db.session() as session:
-                await samples_repo.add_status_changes(session=session, rows=rows)
-                await samples_repo.merge_rollups(session=session, rows=rollups)
-                latest = {(r["tenant_id"], r["service_id"]): r for r in rows}
-                await services_repo.set_statuses(session=session, rows=list(latest.values()))
-        except StorageError:
-            # keep them for the next flush: a database outage must not lose history
-            self._status_rows[:0] = rows
-            self.monitor.rollups.requeue(rollups)
-            raise
 
     async def _severity_loop(self) -> None:
         """Incidents that last raise their severity one step, once."""
@@ -703,35 +649,11 @@ class Agent:
 
     async def threshold_suggestions(self, spec: ServiceSpec) -> dict[str, dict[str, Any]]:
         """Suggested thresholds for one service (``GET /api/services/{id}/baseline``)."""
-        learned = self.baselines.summary(spec.key) if self.baselines is not None else {}
-        return await threshold_suggestions(
-            self.db,
-            tenant_id=spec.tenant_id,
-            service_id=spec.service_id,
-            current=spec.thresholds,
-            learned=learned,
-            period=self.settings.ANOMALY_PERIOD,
-        )
+        return await self.learned_thresholds.suggestions(spec)
 
     async def apply_learned_thresholds(self) -> int:
         """Apply every service's suggestions (where the operator set nothing); returns changes."""
-        changed = 0
-        for spec in self.fleet.specs():
-            values = applicable(await self.threshold_suggestions(spec))
-            if values and await self.fleet.set_learned_thresholds(
-                tenant_id=spec.tenant_id, service_id=spec.service_id, values=values
-            ):
-                log.info("learned_thresholds_applied", service_id=spec.service_id, **values)
-                changed += 1
-        return changed
-
-    async def _threshold_loop(self) -> None:
-        while True:
-            await asyncio.sleep(THRESHOLD_REFRESH)
-            try:
-                await self.apply_learned_thresholds()
-            except StorageError as exc:
-                log.warning("learned_thresholds_delayed", error=exc.message)
+        return await self.learned_thresholds.apply()
 
     # -- helpers for the API ------------------------------------------------------------
 
@@ -744,10 +666,3 @@ class Agent:
         sample = await self.scheduler.probe_now(spec)
         self.monitor.observe(spec, sample)
         return sample
-
-
-def _group(entries: Any) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {}
-    for entry in entries:
-        grouped.setdefault(entry.incident_type, []).append(entry)
-    return grouped
