@@ -33,7 +33,6 @@ from selfheal.decisions.engine import Decider
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
-from selfheal.detectors.anomalies import EVIDENCE, FIXABLE, anomaly_symptom, found_by_baseline
 from selfheal.detectors.monitor import (
     Cleared,
     Confirmed,
@@ -50,7 +49,7 @@ from selfheal.events import bus as ev
 from selfheal.events.digest import ProbeDigest
 from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
-from selfheal.learning.baselines import AnomalyCleared, AnomalyRaised, BaselineTracker
+from selfheal.learning.baselines import BaselineTracker
 from selfheal.learning.outcomes import OutcomeRecorder
 from selfheal.logging import get_logger, redact_url
 from selfheal.metrics import AgentMetrics
@@ -64,16 +63,15 @@ from selfheal.runtime.healer import Healer
 from selfheal.runtime.history import FLUSH_INTERVAL, HistoryWriter
 from selfheal.runtime.identity import load_identity_and_catalog, reload_keys
 from selfheal.runtime.paging import notify_group_resolved
+from selfheal.runtime.recovery import recover_incidents
 from selfheal.runtime.retention import Pruner, RetentionPolicy
+from selfheal.runtime.scoring import AnomalyScoring
 from selfheal.runtime.thresholds import LearnedThresholds
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
-from selfheal.storage.repositories import incidents as incidents_repo
-from selfheal.storage.repositories import learning as learning_repo
 from selfheal.storage.tables import Incident
 from selfheal.types import (
-    IncidentStatus,
     IncidentType,
     ServiceKey,
     ServiceStatus,
@@ -83,8 +81,6 @@ from selfheal.verification.verifier import Verifier
 log = get_logger(__name__)
 
 SEVERITY_SWEEP = 30.0
-BASELINE_SAVE_INTERVAL = 600.0  # detector states are saved this often (and at stop)
-SCORING_SLICE = 0.005  # seconds of detector work between two yields to the event loop
 SHUTDOWN_GRACE = 10.0
 
 
@@ -127,8 +123,6 @@ class Agent:
         self._closed = False
 
         self._signals: asyncio.Queue[Signal] = asyncio.Queue()
-        # incident types each service's open anomalies were raised as (cleared together)
-        self._anomaly_kinds: dict[ServiceKey, set[IncidentType]] = {}
         self.baselines: BaselineTracker | None = (
             BaselineTracker(
                 period=self.settings.ANOMALY_PERIOD,
@@ -171,6 +165,7 @@ class Agent:
         self.incidents: IncidentService
         self.healer: Healer
         self.notifier: Notifier
+        self.anomalies: AnomalyScoring
         self.learned_thresholds: LearnedThresholds
 
     # -- life cycle ---------------------------------------------------------------------
@@ -202,13 +197,20 @@ class Agent:
             bus=self.bus,
             outbound=self.outbound,
         )
+        self.anomalies = AnomalyScoring(
+            self.baselines,
+            self.db,
+            spec_of=self.fleet.spec,
+            state_of=self.monitor.state,
+            emit=self._signals.put_nowait,
+        )
         self.learned_thresholds = LearnedThresholds(
             self.db, self.fleet, self.baselines, period=self.settings.ANOMALY_PERIOD
         )
         self._build_healing()
         await load_identity_and_catalog(self.db, self.settings, self.file_config, self.keys)
         await self.controls.load(self.file_config.silences)
-        await self._load_baselines()
+        await self.anomalies.load()
         await self.fleet.sync_config(self.file_config)
         count = await self.fleet.load_all()
         await self.workloads.start(self.fleet.specs())
@@ -223,7 +225,7 @@ class Agent:
         ]
         if self.baselines is not None:
             self._tasks.append(
-                asyncio.create_task(self._supervised(self._baseline_loop), name="baselines")
+                asyncio.create_task(self._supervised(self.anomalies.run), name="baselines")
             )
         if self.settings.AUTO_THRESHOLDS:
             self._tasks.append(
@@ -291,7 +293,7 @@ class Agent:
             verifier=Verifier(
                 self.probe_and_observe,
                 interval=self.settings.VERIFY_INTERVAL,
-                limits=self.learned_limits,
+                limits=self.anomalies.learned_limits,
             ),
             outcomes=self.outcomes,
             notifier=self.notifier,
@@ -348,7 +350,8 @@ class Agent:
         try:
             await self._drain_signals()
             await self.history.flush(include_current=True)
-            await self._save_baselines()
+            if hasattr(self, "anomalies"):
+                await self.anomalies.save()
         except StorageError as exc:
             log.error("final_flush_failed", error=exc.message)
         if self._sessions is not None:
@@ -377,25 +380,18 @@ class Agent:
 
     async def _recover_incidents(self) -> None:
         """Pick up what a previous process left unfinished."""
-        async with self.db.session() as session:
-            rows = await incidents_repo.unresolved_incidents(session=session)
-        self.metrics.seed_open_incidents(
-            (row.id, ServiceKey(row.tenant_id, row.service_id), row.type) for row in rows
+        await recover_incidents(
+            db=self.db,
+            metrics=self.metrics,
+            monitor=self.monitor,
+            anomalies=self.anomalies,
+            start_healing=self.healer.start,
         )
-        for row in rows:
-            key = ServiceKey(row.tenant_id, row.service_id)
-            state = self.monitor.state(key)
-            symptom = str((row.details or {}).get("symptom", ""))
-            if row.type == IncidentType.ANOMALY or found_by_baseline(symptom):
-                # the learned baseline opened it: it clears as the anomaly does
-                if self.baselines is not None:
-                    self.baselines.restore_active(key)
-                self._anomaly_kinds.setdefault(key, set()).add(IncidentType(row.type))
-            elif state is not None:
-                state.hysteresis.restore(IncidentType(row.type))
-            if row.status != IncidentStatus.ESCALATED:
-                log.info("incident_resumed", incident_id=row.id, status=row.status)
-                self.healer.start(row)
+
+    @property
+    def _anomaly_kinds(self) -> dict[ServiceKey, set[IncidentType]]:
+        # the recovery test reads it here
+        return self.anomalies.kinds
 
     # -- the signal worker: monitor -> incidents ----------------------------------------
 
@@ -573,79 +569,11 @@ class Agent:
             except StorageError as exc:
                 log.warning("severity_sweep_delayed", error=exc.message)
 
-    # -- learned baselines: periods scored off the probe path --------------------------
-
-    async def _load_baselines(self) -> None:
-        if self.baselines is None:
-            return
-        async with self.db.session() as session:
-            rows = await learning_repo.load_baselines(session=session)
-        loaded = self.baselines.load(rows)
-        if loaded:
-            log.info("baselines_loaded", detectors=loaded)
-
-    async def _baseline_loop(self) -> None:
-        assert self.baselines is not None
-        interval = min(self.baselines.period / 2, FLUSH_INTERVAL)
-        saved = time.monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            self.score_baselines(time.time())
-            while self.baselines.pending:  # in slices, so probes are not held up
-                await asyncio.sleep(0)
-                self.score_baselines(time.time())
-            if time.monotonic() - saved >= BASELINE_SAVE_INTERVAL:
-                try:
-                    await self._save_baselines()
-                    saved = time.monotonic()
-                except StorageError as exc:
-                    log.warning("baseline_save_delayed", error=exc.message)
+    # -- learned baselines and thresholds ------------------------------------------------
 
     def score_baselines(self, now: float) -> None:
         """Score finished periods; anomalies become symptoms for the incident stage."""
-        if self.baselines is None:
-            return
-        for event in self.baselines.score_ready(now, budget=SCORING_SLICE):
-            spec = self.fleet.spec(event.key)
-            state = self.monitor.state(event.key)
-            if spec is None or state is None or state.last is None:
-                continue
-            if isinstance(event, AnomalyRaised):
-                log.info(
-                    "anomaly_detected",
-                    service_id=spec.service_id,
-                    metric=event.metric,
-                    value=event.value,
-                    typical=event.typical,
-                    score=event.score,
-                )
-                # latency, errors or memory above their learned range are that
-                # symptom (catalog fixes, ranking, guard rails); the rest notify
-                symptom = anomaly_symptom(event)
-                fixable = symptom.type is not IncidentType.ANOMALY
-                self._anomaly_kinds.setdefault(event.key, set()).add(symptom.type)
-                evidence = EVIDENCE if fixable else None
-                self._signals.put_nowait(Confirmed(spec, symptom, state.last, evidence))
-            elif isinstance(event, AnomalyCleared):
-                kinds = self._anomaly_kinds.pop(event.key, None) or {IncidentType.ANOMALY}
-                held = set(state.hysteresis.active.values())  # the threshold still sees it
-                for kind in kinds - held:
-                    self._signals.put_nowait(Cleared(spec, kind, state.last))
-
-    def learned_limits(self, key: ServiceKey, kind: IncidentType) -> list[tuple[str, float]]:
-        """For verification: metrics of this kind anomalous now, with their learned highs."""
-        if self.baselines is None:
-            return []
-        highs = self.baselines.learned_highs(key)
-        return [(m, high) for m, high in sorted(highs.items()) if FIXABLE.get(m) is kind]
-
-    async def _save_baselines(self) -> None:
-        if self.baselines is None:
-            return
-        rows = self.baselines.dirty_states()
-        if rows:
-            async with self.db.session() as session:
-                await learning_repo.save_baselines(session=session, rows=rows)
+        self.anomalies.score(now)
 
     async def threshold_suggestions(self, spec: ServiceSpec) -> dict[str, dict[str, Any]]:
         """Suggested thresholds for one service (``GET /api/services/{id}/baseline``)."""
