@@ -20,7 +20,7 @@ from selfheal.actions.base import BuiltinContext, Executor
 from selfheal.actions.notify import Notifier
 from selfheal.actions.runner import ActionRunner
 from selfheal.auth import KeyStore
-from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
+from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch
 from selfheal.checks.http import HttpProbe
 from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
@@ -33,19 +33,9 @@ from selfheal.decisions.engine import Decider
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
-from selfheal.detectors.monitor import (
-    Cleared,
-    Confirmed,
-    FlapSettled,
-    FlapStarted,
-    Monitor,
-    Signal,
-    StatusChanged,
-)
-from selfheal.detectors.thresholds import Symptom
+from selfheal.detectors.monitor import Monitor, Signal
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
-from selfheal.events import bus as ev
 from selfheal.events.digest import ProbeDigest
 from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
@@ -66,16 +56,14 @@ from selfheal.runtime.paging import notify_group_resolved
 from selfheal.runtime.recovery import recover_incidents
 from selfheal.runtime.retention import Pruner, RetentionPolicy
 from selfheal.runtime.scoring import AnomalyScoring
+from selfheal.runtime.signals import SignalWorker
+from selfheal.runtime.silence import SilenceConfirmer
 from selfheal.runtime.thresholds import LearnedThresholds
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
 from selfheal.storage.tables import Incident
-from selfheal.types import (
-    IncidentType,
-    ServiceKey,
-    ServiceStatus,
-)
+from selfheal.types import IncidentType, ServiceKey, ServiceStatus
 from selfheal.verification.verifier import Verifier
 
 log = get_logger(__name__)
@@ -150,7 +138,6 @@ class Agent:
         self._sessions: OutboundSessions | None = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._confirming: set[asyncio.Task[None]] = set()  # probes confirming a silence
         self.controls = Controls(self.db)
         self.outcomes = OutcomeRecorder(
             self.db, self.metrics, discount=self.settings.LEARNING_DISCOUNT
@@ -167,6 +154,8 @@ class Agent:
         self.notifier: Notifier
         self.anomalies: AnomalyScoring
         self.learned_thresholds: LearnedThresholds
+        self.silences: SilenceConfirmer
+        self.signal_worker: SignalWorker
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -207,7 +196,21 @@ class Agent:
         self.learned_thresholds = LearnedThresholds(
             self.db, self.fleet, self.baselines, period=self.settings.ANOMALY_PERIOD
         )
+        self.silences = SilenceConfirmer(
+            spec_of=self.fleet.spec,
+            heartbeats=self.heartbeats,
+            monitor=self.monitor,
+            probe=self.probe_and_observe,
+        )
         self._build_healing()
+        self.signal_worker = SignalWorker(
+            self._signals,
+            incidents=self.incidents,
+            start_healing=self.healer.start,
+            spec_of=self.fleet.spec,
+            bus=self.bus,
+            record_status=self.history.status_changed,
+        )
         await load_identity_and_catalog(self.db, self.settings, self.file_config, self.keys)
         await self.controls.load(self.file_config.silences)
         await self.anomalies.load()
@@ -217,7 +220,7 @@ class Agent:
         self.metrics.seed_outcomes(*await self.outcomes.totals())
         await self._recover_incidents()
         self._tasks = [
-            asyncio.create_task(self._supervised(self._signal_loop), name="signals"),
+            asyncio.create_task(self._supervised(self.signal_worker.run), name="signals"),
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
@@ -339,8 +342,8 @@ class Agent:
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
         self.heartbeats.stop()
-        for task in list(self._confirming):
-            task.cancel()
+        if hasattr(self, "silences"):
+            self.silences.cancel()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
         await self.workloads.stop()  # no heal loop is left to restart them
@@ -348,7 +351,8 @@ class Agent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            await self._drain_signals()
+            if hasattr(self, "signal_worker"):
+                await self.signal_worker.drain()
             await self.history.flush(include_current=True)
             if hasattr(self, "anomalies"):
                 await self.anomalies.save()
@@ -368,7 +372,7 @@ class Agent:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            log.critical("agent_loop_died", loop=loop.__name__, exc_info=exc)
+            log.critical("agent_loop_died", loop=loop.__qualname__, exc_info=exc)
             self.failed = exc
             self.stop_requested.set()
 
@@ -393,96 +397,6 @@ class Agent:
         # the recovery test reads it here
         return self.anomalies.kinds
 
-    # -- the signal worker: monitor -> incidents ----------------------------------------
-
-    async def _signal_loop(self) -> None:
-        while True:
-            signal = await self._signals.get()
-            await self._with_retry(self._handle, signal)
-
-    async def _drain_signals(self) -> None:
-        while not self._signals.empty():
-            signal = self._signals.get_nowait()
-            if isinstance(signal, StatusChanged):
-                await self._handle(signal)
-
-    async def _with_retry(self, handler: Any, signal: Signal) -> None:
-        """A database outage delays signals; it does not lose them. A bug in handling one
-        signal is logged and that signal dropped: the agent keeps watching the rest."""
-        delay = 0.5
-        while True:
-            try:
-                await handler(signal)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, StorageError):
-                    log.exception("signal_handling_failed", signal=type(signal).__name__)
-                    return
-                log.warning(
-                    "signal_delayed_database_unavailable", error=exc.message, retry_in=delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def _handle(self, signal: Signal) -> None:
-        if isinstance(signal, StatusChanged):
-            self._on_status(signal)
-        elif isinstance(signal, Confirmed):
-            if self.fleet.spec(signal.spec.key) is None:
-                return  # removed while the signal waited
-            row, created = await self.incidents.open(
-                signal.spec,
-                signal.symptom,
-                signal.sample,
-                evidence=signal.evidence,
-                crash_loop=signal.crash_loop,
-            )
-            if created:
-                self.healer.start(row)
-        elif isinstance(signal, Cleared):
-            await self.incidents.resolve_recovered(signal.spec, signal.type)
-        elif isinstance(signal, FlapStarted):
-            symptom = Symptom(
-                IncidentType.FLAPPING,
-                f"{signal.changes} changes between healthy and unhealthy within {signal.window:g}s",
-                float(signal.changes),
-                float(signal.changes),
-            )
-            row, created = await self.incidents.open(
-                signal.spec, symptom, signal.sample, detected=f"flapping: {symptom.detail}"
-            )
-            if created:
-                self.healer.start(row)
-        elif isinstance(signal, FlapSettled):
-            await self.incidents.resolve_recovered(signal.spec, IncidentType.FLAPPING)
-
-    def _on_status(self, signal: StatusChanged) -> None:
-        spec, sample = signal.spec, signal.sample
-        if signal.previous is not ServiceStatus.UNKNOWN or signal.status is not ServiceStatus.UP:
-            # a service found healthy at start is not news; every other move is
-            level = "warning" if signal.status is ServiceStatus.DOWN else "info"
-            getattr(log, level)(
-                "service_status_changed",
-                service_id=spec.service_id,
-                previous=signal.previous.value,
-                status=signal.status.value,
-                reason=signal.reason,
-            )
-        self.bus.publish(
-            ev.SERVICE_STATUS,
-            spec.tenant_id,
-            {
-                "service_id": spec.service_id,
-                "previous": signal.previous.value,
-                "status": signal.status.value,
-                "reason": signal.reason,
-                "sample": sample.as_dict(),
-            },
-        )
-        self.history.status_changed(signal)
-
     # -- pushes from services (the SDK) --------------------------------------------------
 
     def heartbeat(self, spec: ServiceSpec, beat: Heartbeat) -> None:
@@ -500,26 +414,7 @@ class Agent:
         self.heartbeats.beat(spec.key, timeout)
 
     def _on_silence(self, key: ServiceKey, silence: float) -> None:
-        spec = self.fleet.spec(key)
-        if spec is None:
-            self.heartbeats.forget(key)
-            return
-        log.warning("heartbeat_missed", service_id=spec.service_id, silent_for=round(silence, 2))
-        if spec.health_url:
-            # a silence alone is no proof: a probe of the health URL confirms it first
-            task = asyncio.create_task(self._confirm_silence(spec, silence))
-            self._confirming.add(task)
-            task.add_done_callback(self._confirming.discard)
-            return
-        sample = silence_sample(key, at=time.time(), silence=silence)
-        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
-
-    async def _confirm_silence(self, spec: ServiceSpec, silence: float) -> None:
-        if (await self.probe_and_observe(spec)).ok:
-            log.info("heartbeat_missed_but_healthy", service_id=spec.service_id)
-            return
-        sample = silence_sample(spec.key, at=time.time(), silence=silence)
-        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+        self.silences.on_silence(key, silence)
 
     def heartbeats_stopped(self, spec: ServiceSpec) -> None:
         """The service said it stops sending heartbeats (SDK ``stop_monitoring()``):
