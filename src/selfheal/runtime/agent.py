@@ -16,9 +16,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from selfheal.actions.base import BuiltinContext, Executor
 from selfheal.actions.notify import Notifier
-from selfheal.actions.runner import ActionRunner
 from selfheal.auth import KeyStore
 from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch
 from selfheal.checks.http import HttpProbe
@@ -29,15 +27,12 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
 from selfheal.decisions.controls import Controls
-from selfheal.decisions.engine import Decider
-from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
 from selfheal.detectors.monitor import Monitor, Signal
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.events.digest import ProbeDigest
-from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
 from selfheal.learning.baselines import BaselineTracker
 from selfheal.learning.outcomes import OutcomeRecorder
@@ -46,13 +41,12 @@ from selfheal.metrics import AgentMetrics
 from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.plugin_api import PluginContext
 from selfheal.plugins import Plugins, load_plugins, validate_config
-from selfheal.plugins import build as build_plugins
 from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer
+from selfheal.runtime.healing import build_healing
 from selfheal.runtime.history import FLUSH_INTERVAL, HistoryWriter
 from selfheal.runtime.identity import load_identity_and_catalog, reload_keys
-from selfheal.runtime.paging import notify_group_resolved
 from selfheal.runtime.recovery import recover_incidents
 from selfheal.runtime.retention import Pruner, RetentionPolicy
 from selfheal.runtime.scoring import AnomalyScoring
@@ -62,9 +56,7 @@ from selfheal.runtime.thresholds import LearnedThresholds
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
-from selfheal.storage.tables import Incident
-from selfheal.types import IncidentType, ServiceKey, ServiceStatus
-from selfheal.verification.verifier import Verifier
+from selfheal.types import IncidentType, ServiceKey
 
 log = get_logger(__name__)
 
@@ -244,94 +236,25 @@ class Agent:
     def _build_healing(self) -> None:
         """Incidents, decisions, actions, verification: everything after detection."""
         assert self._sessions is not None
-        grouper = Grouper(
-            specs=self.fleet.specs,
-            spec_of=self.fleet.spec,
-            status_of=self._status_of,
-            window=self.policies.group_window,
-        )
-        self.incidents = IncidentService(
+        self.incidents, self.healer = build_healing(
+            settings=self.settings,
+            policies=self.policies,
+            plugins=self.plugins,
+            plugin_context=self._plugin_context,
             db=self.db,
             bus=self.bus,
             metrics=self.metrics,
-            grouper=grouper,
-            silence_for=self._silence_for,
-            on_resolved=self._on_resolved,
-        )
-        builtin = BuiltinContext(
-            http=self._plugin_context.http,
-            notify=self.notifier.notify_plugin,
             notifier=self.notifier,
             sessions=self._sessions,
             workloads=self.workloads,
-        )
-        executors: dict[str, Executor] = build_plugins(
-            self.plugins.executors, self._plugin_context, builtin
-        )
-        runner = ActionRunner(
-            db=self.db,
-            bus=self.bus,
-            executors=executors,
-            metrics=self.metrics,
-            default_timeouts={
-                "webhook": self.settings.WEBHOOK_TIMEOUT,
-                "exec": self.settings.EXEC_TIMEOUT,
-                "notify": self.settings.WEBHOOK_TIMEOUT,
-            },
-            options_models={n: f.options_model for n, f in self.plugins.executors.items()},
-        )
-        backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
-        self.healer = Healer(
-            db=self.db,
-            bus=self.bus,
-            policies=self.policies,
-            incidents=self.incidents,
-            decider=Decider(
-                self.db,
-                self.policies,
-                lambda spec: backoff.wait(spec.key),
-                strategy=self.settings.LEARNING_STRATEGY,
-            ),
-            runner=runner,
-            verifier=Verifier(
-                self.probe_and_observe,
-                interval=self.settings.VERIFY_INTERVAL,
-                limits=self.anomalies.learned_limits,
-            ),
-            outcomes=self.outcomes,
-            notifier=self.notifier,
-            controls=self.controls,
-            grouper=grouper,
+            fleet=self.fleet,
+            scheduler=self.scheduler,
             monitor=self.monitor,
-            slots=ActionSlots(
-                max_concurrent=self.policies.max_concurrent_actions,
-                max_fleet_fraction=self.policies.max_fleet_fraction,
-                fleet_size=lambda: len(self.scheduler),
-            ),
-            backoff=backoff,
-            spec_of=self.fleet.spec,
+            controls=self.controls,
+            outcomes=self.outcomes,
+            probe=self.probe_and_observe,
+            learned_limits=self.anomalies.learned_limits,
         )
-
-    def _status_of(self, key: ServiceKey) -> ServiceStatus:
-        state = self.monitor.state(key)
-        return state.status if state is not None else ServiceStatus.UNKNOWN
-
-    def _healthy_since(self, key: ServiceKey) -> float | None:
-        state = self.monitor.state(key)
-        if state is None or state.status is not ServiceStatus.UP:
-            return None
-        return state.since
-
-    def _silence_for(self, spec: ServiceSpec) -> tuple[int, str] | None:
-        silence = self.controls.silence_for(spec)
-        if silence is None:
-            return None
-        until = silence.ends_at.isoformat(timespec="seconds")
-        return silence.id, f"silence #{silence.id} until {until} ({silence.comment})"
-
-    async def _on_resolved(self, row: Incident) -> None:
-        self.healer.resolved(row.id)
-        await notify_group_resolved(self.db, self.notifier, row)
 
     async def stop(self) -> None:
         """Stop probing, let heal loops finish briefly, flush, close connections."""
