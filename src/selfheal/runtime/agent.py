@@ -11,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
 
-from selfheal.actions.base import BuiltinContext, Executor
 from selfheal.actions.notify import Notifier
-from selfheal.actions.runner import ActionRunner
 from selfheal.auth import KeyStore
-from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch, silence_sample
+from selfheal.checks.heartbeat import Heartbeat, HeartbeatWatch
 from selfheal.checks.http import HttpProbe
 from selfheal.checks.router import ProbeRouter
 from selfheal.checks.sample import Sample
@@ -32,69 +29,41 @@ from selfheal.config import Settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.crypto import SecretBox
 from selfheal.decisions.controls import Controls
-from selfheal.decisions.engine import Decider, ensure_catalog
-from selfheal.decisions.limits import ActionSlots, RestartBackoff
 from selfheal.decisions.policy import apply_file_policies
 from selfheal.decisions.policy import resolve as resolve_policies
-from selfheal.detectors.anomalies import EVIDENCE, FIXABLE, anomaly_symptom, found_by_baseline
-from selfheal.detectors.monitor import (
-    Cleared,
-    Confirmed,
-    FlapSettled,
-    FlapStarted,
-    Monitor,
-    Signal,
-    StatusChanged,
-)
-from selfheal.detectors.thresholds import Symptom
+from selfheal.detectors.monitor import Monitor, Signal
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
-from selfheal.events import bus as ev
 from selfheal.events.digest import ProbeDigest
-from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
-from selfheal.learning.baselines import AnomalyCleared, AnomalyRaised, BaselineTracker
+from selfheal.learning.baselines import BaselineTracker
 from selfheal.learning.outcomes import OutcomeRecorder
-from selfheal.learning.thresholds import applicable
-from selfheal.learning.thresholds import suggestions as threshold_suggestions
 from selfheal.logging import get_logger, redact_url
 from selfheal.metrics import AgentMetrics
 from selfheal.outbound import OutboundPolicies, OutboundSessions
 from selfheal.plugin_api import PluginContext
 from selfheal.plugins import Plugins, load_plugins, validate_config
-from selfheal.plugins import build as build_plugins
 from selfheal.replays import open_replay_store
 from selfheal.runtime.fleet import FleetManager
 from selfheal.runtime.healer import Healer
-from selfheal.runtime.paging import notify_group_resolved
+from selfheal.runtime.healing import build_healing
+from selfheal.runtime.history import FLUSH_INTERVAL, HistoryWriter
+from selfheal.runtime.identity import load_identity_and_catalog, reload_keys
+from selfheal.runtime.recovery import recover_incidents
 from selfheal.runtime.retention import Pruner, RetentionPolicy
+from selfheal.runtime.scoring import AnomalyScoring
+from selfheal.runtime.signals import SignalWorker
+from selfheal.runtime.silence import SilenceConfirmer
+from selfheal.runtime.thresholds import LearnedThresholds
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database, db_timeouts
-from selfheal.storage.repositories import catalog as catalog_repo
-from selfheal.storage.repositories import incidents as incidents_repo
-from selfheal.storage.repositories import learning as learning_repo
-from selfheal.storage.repositories import samples as samples_repo
-from selfheal.storage.repositories import services as services_repo
-from selfheal.storage.repositories import tenants as tenants_repo
-from selfheal.storage.tables import Incident
-from selfheal.types import (
-    DEFAULT_TENANT,
-    IncidentStatus,
-    IncidentType,
-    ServiceKey,
-    ServiceStatus,
-)
-from selfheal.verification.verifier import Verifier
+from selfheal.types import IncidentType, ServiceKey
 
 log = get_logger(__name__)
 
-FLUSH_INTERVAL = 5.0
 STATISTICS_INTERVAL = 3600.0  # seconds between two ANALYZE runs on SQLite
 SEVERITY_SWEEP = 30.0
-BASELINE_SAVE_INTERVAL = 600.0  # detector states are saved this often (and at stop)
-SCORING_SLICE = 0.005  # seconds of detector work between two yields to the event loop
-THRESHOLD_REFRESH = 3600.0  # learned thresholds are re-derived this often (when enabled)
 SHUTDOWN_GRACE = 10.0
 
 
@@ -137,9 +106,6 @@ class Agent:
         self._closed = False
 
         self._signals: asyncio.Queue[Signal] = asyncio.Queue()
-        # incident types each service's open anomalies were raised as (cleared together)
-        self._anomaly_kinds: dict[ServiceKey, set[IncidentType]] = {}
-        self._status_rows: list[dict[str, Any]] = []
         self.baselines: BaselineTracker | None = (
             BaselineTracker(
                 period=self.settings.ANOMALY_PERIOD,
@@ -157,6 +123,7 @@ class Agent:
             crash_window=self.policies.restart_backoff.reset_after,
         )
         self.metrics.watch_fleet(self.monitor)
+        self.history = HistoryWriter(self.db, self.monitor.rollups)
         self.metrics.watch_agent(
             heal_loops=lambda: self.healer.active if hasattr(self, "healer") else 0,
             lateness=lambda: self.scheduler.lateness() if hasattr(self, "scheduler") else [],
@@ -166,7 +133,6 @@ class Agent:
         self._sessions: OutboundSessions | None = None
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._confirming: set[asyncio.Task[None]] = set()  # probes confirming a silence
         self.controls = Controls(self.db)
         self.outcomes = OutcomeRecorder(
             self.db, self.metrics, discount=self.settings.LEARNING_DISCOUNT
@@ -182,6 +148,10 @@ class Agent:
         self.healer: Healer
         self.notifier: Notifier
         self.cluster: Cluster
+        self.anomalies: AnomalyScoring
+        self.learned_thresholds: LearnedThresholds
+        self.silences: SilenceConfirmer
+        self.signal_worker: SignalWorker
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -213,14 +183,38 @@ class Agent:
             bus=self.bus,
             outbound=self.outbound,
         )
+        self.anomalies = AnomalyScoring(
+            self.baselines,
+            self.db,
+            spec_of=self.fleet.spec,
+            state_of=self.monitor.state,
+            emit=self._signals.put_nowait,
+        )
+        self.learned_thresholds = LearnedThresholds(
+            self.db, self.fleet, self.baselines, period=self.settings.ANOMALY_PERIOD
+        )
+        self.silences = SilenceConfirmer(
+            spec_of=self.fleet.spec,
+            heartbeats=self.heartbeats,
+            monitor=self.monitor,
+            probe=self.probe_and_observe,
+        )
         # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
         self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
         self._build_healing()
+        self.signal_worker = SignalWorker(
+            self._signals,
+            incidents=self.incidents,
+            start_healing=self.healer.start,
+            spec_of=self.fleet.spec,
+            bus=self.bus,
+            record_status=self.history.status_changed,
+        )
         await self.cluster.start()
         startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
-        await self._load_identity_and_catalog()
+        await load_identity_and_catalog(self.db, self.settings, self.file_config, self.keys)
         await self.controls.load(self.file_config.silences)
-        await self._load_baselines()
+        await self.anomalies.load()
         await self.fleet.sync_config(self.file_config)
         await startup.release()
         count = await self.fleet.load_all()
@@ -228,7 +222,7 @@ class Agent:
         self.metrics.seed_outcomes(*await self.outcomes.totals())
         await self._recover_incidents()
         self._tasks = [
-            asyncio.create_task(self._supervised(self._signal_loop), name="signals"),
+            asyncio.create_task(self._supervised(self.signal_worker.run), name="signals"),
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
@@ -237,11 +231,13 @@ class Agent:
         ]
         if self.baselines is not None:
             self._tasks.append(
-                asyncio.create_task(self._supervised(self._baseline_loop), name="baselines")
+                asyncio.create_task(self._supervised(self.anomalies.run), name="baselines")
             )
         if self.settings.AUTO_THRESHOLDS:
             self._tasks.append(
-                asyncio.create_task(self._supervised(self._threshold_loop), name="thresholds")
+                asyncio.create_task(
+                    self._supervised(self.learned_thresholds.run), name="thresholds"
+                )
             )
         # what exists now lives as long as the process: keep it out of full GC passes,
         # which otherwise walk every service's state and delay probes by ~100 ms
@@ -251,95 +247,26 @@ class Agent:
     def _build_healing(self) -> None:
         """Incidents, decisions, actions, verification: everything after detection."""
         assert self._sessions is not None
-        grouper = Grouper(
-            specs=self.fleet.specs,
-            spec_of=self.fleet.spec,
-            status_of=self._status_of,
-            window=self.policies.group_window,
-        )
-        self.incidents = IncidentService(
+        self.incidents, self.healer = build_healing(
+            settings=self.settings,
+            policies=self.policies,
+            plugins=self.plugins,
+            plugin_context=self._plugin_context,
             db=self.db,
             bus=self.bus,
             metrics=self.metrics,
-            grouper=grouper,
-            silence_for=self._silence_for,
-            on_resolved=self._on_resolved,
-        )
-        builtin = BuiltinContext(
-            http=self._plugin_context.http,
-            notify=self.notifier.notify_plugin,
             notifier=self.notifier,
             sessions=self._sessions,
             workloads=self.workloads,
-        )
-        executors: dict[str, Executor] = build_plugins(
-            self.plugins.executors, self._plugin_context, builtin
-        )
-        runner = ActionRunner(
-            db=self.db,
-            bus=self.bus,
-            executors=executors,
-            metrics=self.metrics,
-            default_timeouts={
-                "webhook": self.settings.WEBHOOK_TIMEOUT,
-                "exec": self.settings.EXEC_TIMEOUT,
-                "notify": self.settings.WEBHOOK_TIMEOUT,
-            },
-            options_models={n: f.options_model for n, f in self.plugins.executors.items()},
+            fleet=self.fleet,
             may_act=self.cluster.membership.may_act,
-        )
-        backoff = RestartBackoff(self.policies.restart_backoff, self._healthy_since)
-        self.healer = Healer(
-            db=self.db,
-            bus=self.bus,
-            policies=self.policies,
-            incidents=self.incidents,
-            decider=Decider(
-                self.db,
-                self.policies,
-                lambda spec: backoff.wait(spec.key),
-                strategy=self.settings.LEARNING_STRATEGY,
-            ),
-            runner=runner,
-            verifier=Verifier(
-                self.probe_and_observe,
-                interval=self.settings.VERIFY_INTERVAL,
-                limits=self.learned_limits,
-            ),
-            outcomes=self.outcomes,
-            notifier=self.notifier,
-            controls=self.controls,
-            grouper=grouper,
+            scheduler=self.scheduler,
             monitor=self.monitor,
-            slots=ActionSlots(
-                max_concurrent=self.policies.max_concurrent_actions,
-                max_fleet_fraction=self.policies.max_fleet_fraction,
-                fleet_size=lambda: len(self.scheduler),
-            ),
-            backoff=backoff,
-            spec_of=self.fleet.spec,
+            controls=self.controls,
+            outcomes=self.outcomes,
+            probe=self.probe_and_observe,
+            learned_limits=self.anomalies.learned_limits,
         )
-
-    def _status_of(self, key: ServiceKey) -> ServiceStatus:
-        state = self.monitor.state(key)
-        return state.status if state is not None else ServiceStatus.UNKNOWN
-
-    def _healthy_since(self, key: ServiceKey) -> float | None:
-        state = self.monitor.state(key)
-        if state is None or state.status is not ServiceStatus.UP:
-            return None
-        return state.since
-
-    def _silence_for(self, spec: ServiceSpec) -> tuple[int, str] | None:
-        silence = self.controls.silence_for(spec)
-        if silence is None:
-            return None
-        until = silence.ends_at.isoformat(timespec="seconds")
-        return silence.id, f"silence #{silence.id} until {until} ({silence.comment})"
-
-    async def _on_resolved(self, row: Incident) -> None:
-        self.healer.resolved(row.id)
-        await notify_group_resolved(self.db, self.notifier, row)
 
     async def stop(self) -> None:
         """Stop probing, let heal loops finish briefly, flush, close connections."""
@@ -352,8 +279,8 @@ class Agent:
         if hasattr(self, "cluster"):
             await self.cluster.stop()
         self.heartbeats.stop()
-        for task in list(self._confirming):
-            task.cancel()
+        if hasattr(self, "silences"):
+            self.silences.cancel()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
         await self.workloads.stop()  # no heal loop is left to restart them
@@ -361,9 +288,11 @@ class Agent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            await self._drain_signals()
-            await self._flush(include_current=True)
-            await self._save_baselines()
+            if hasattr(self, "signal_worker"):
+                await self.signal_worker.drain()
+            await self.history.flush(include_current=True)
+            if hasattr(self, "anomalies"):
+                await self.anomalies.save()
         except StorageError as exc:
             log.error("final_flush_failed", error=exc.message)
         if self._sessions is not None:
@@ -380,162 +309,30 @@ class Agent:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            log.critical("agent_loop_died", loop=loop.__name__, exc_info=exc)
+            log.critical("agent_loop_died", loop=loop.__qualname__, exc_info=exc)
             self.failed = exc
             self.stop_requested.set()
 
     # -- start-up -----------------------------------------------------------------------
 
-    async def _load_identity_and_catalog(self) -> None:
-        hashes = [tenants_repo.hash_key(k.get_secret_value()) for k in self.settings.API_KEYS]
-        async with self.db.session() as session:
-            await tenants_repo.ensure_tenant(session=session, tenant_id=DEFAULT_TENANT)
-            await tenants_repo.sync_env_keys(
-                session=session, tenant_id=DEFAULT_TENANT, key_hashes=hashes
-            )
-        await self.reload_keys()
-        await ensure_catalog(self.db, DEFAULT_TENANT)
-        if self.file_config.catalog:
-            async with self.db.session() as session:
-                current = {
-                    kind: [(e.action, dict(e.params)) for e in entries]
-                    for kind, entries in _group(
-                        await catalog_repo.catalog_entries(
-                            session=session, tenant_id=DEFAULT_TENANT
-                        )
-                    ).items()
-                }
-                for entry in self.file_config.catalog:
-                    current[entry.type.value] = [(a.action, a.params) for a in entry.normalised()]
-                await catalog_repo.replace_catalog(
-                    session=session, tenant_id=DEFAULT_TENANT, entries=current
-                )
-
     async def reload_keys(self) -> None:
         """Refresh the in-memory key set from the database."""
-        async with self.db.session() as session:
-            self.keys.replace(await tenants_repo.load_key_hashes(session=session))
+        await reload_keys(self.db, self.keys)
 
     async def _recover_incidents(self) -> None:
         """Pick up what a previous process left unfinished."""
-        async with self.db.session() as session:
-            rows = await incidents_repo.unresolved_incidents(session=session)
-        self.metrics.seed_open_incidents(
-            (row.id, ServiceKey(row.tenant_id, row.service_id), row.type) for row in rows
+        await recover_incidents(
+            db=self.db,
+            metrics=self.metrics,
+            monitor=self.monitor,
+            anomalies=self.anomalies,
+            start_healing=self.healer.start,
         )
-        for row in rows:
-            key = ServiceKey(row.tenant_id, row.service_id)
-            state = self.monitor.state(key)
-            symptom = str((row.details or {}).get("symptom", ""))
-            if row.type == IncidentType.ANOMALY or found_by_baseline(symptom):
-                # the learned baseline opened it: it clears as the anomaly does
-                if self.baselines is not None:
-                    self.baselines.restore_active(key)
-                self._anomaly_kinds.setdefault(key, set()).add(IncidentType(row.type))
-            elif state is not None:
-                state.hysteresis.restore(IncidentType(row.type))
-            if row.status != IncidentStatus.ESCALATED:
-                log.info("incident_resumed", incident_id=row.id, status=row.status)
-                self.healer.start(row)
 
-    # -- the signal worker: monitor -> incidents ----------------------------------------
-
-    async def _signal_loop(self) -> None:
-        while True:
-            signal = await self._signals.get()
-            await self._with_retry(self._handle, signal)
-
-    async def _drain_signals(self) -> None:
-        while not self._signals.empty():
-            signal = self._signals.get_nowait()
-            if isinstance(signal, StatusChanged):
-                await self._handle(signal)
-
-    async def _with_retry(self, handler: Any, signal: Signal) -> None:
-        """A database outage delays signals; it does not lose them. A bug in handling one
-        signal is logged and that signal dropped: the agent keeps watching the rest."""
-        delay = 0.5
-        while True:
-            try:
-                await handler(signal)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, StorageError):
-                    log.exception("signal_handling_failed", signal=type(signal).__name__)
-                    return
-                log.warning(
-                    "signal_delayed_database_unavailable", error=exc.message, retry_in=delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def _handle(self, signal: Signal) -> None:
-        if isinstance(signal, StatusChanged):
-            self._on_status(signal)
-        elif isinstance(signal, Confirmed):
-            if self.fleet.spec(signal.spec.key) is None:
-                return  # removed while the signal waited
-            row, created = await self.incidents.open(
-                signal.spec,
-                signal.symptom,
-                signal.sample,
-                evidence=signal.evidence,
-                crash_loop=signal.crash_loop,
-            )
-            if created:
-                self.healer.start(row)
-        elif isinstance(signal, Cleared):
-            await self.incidents.resolve_recovered(signal.spec, signal.type)
-        elif isinstance(signal, FlapStarted):
-            symptom = Symptom(
-                IncidentType.FLAPPING,
-                f"{signal.changes} changes between healthy and unhealthy within {signal.window:g}s",
-                float(signal.changes),
-                float(signal.changes),
-            )
-            row, created = await self.incidents.open(
-                signal.spec, symptom, signal.sample, detected=f"flapping: {symptom.detail}"
-            )
-            if created:
-                self.healer.start(row)
-        elif isinstance(signal, FlapSettled):
-            await self.incidents.resolve_recovered(signal.spec, IncidentType.FLAPPING)
-
-    def _on_status(self, signal: StatusChanged) -> None:
-        spec, sample = signal.spec, signal.sample
-        if signal.previous is not ServiceStatus.UNKNOWN or signal.status is not ServiceStatus.UP:
-            # a service found healthy at start is not news; every other move is
-            level = "warning" if signal.status is ServiceStatus.DOWN else "info"
-            getattr(log, level)(
-                "service_status_changed",
-                service_id=spec.service_id,
-                previous=signal.previous.value,
-                status=signal.status.value,
-                reason=signal.reason,
-            )
-        self.bus.publish(
-            ev.SERVICE_STATUS,
-            spec.tenant_id,
-            {
-                "service_id": spec.service_id,
-                "previous": signal.previous.value,
-                "status": signal.status.value,
-                "reason": signal.reason,
-                "sample": sample.as_dict(),
-            },
-        )
-        self._status_rows.append(
-            {
-                "tenant_id": spec.tenant_id,
-                "service_id": spec.service_id,
-                "at": datetime.fromtimestamp(sample.at, UTC),
-                "previous": signal.previous.value,
-                "status": signal.status.value,
-                "reason": signal.reason[:500],
-            }
-        )
+    @property
+    def _anomaly_kinds(self) -> dict[ServiceKey, set[IncidentType]]:
+        # the recovery test reads it here
+        return self.anomalies.kinds
 
     # -- pushes from services (the SDK) --------------------------------------------------
 
@@ -554,26 +351,7 @@ class Agent:
         self.heartbeats.beat(spec.key, timeout)
 
     def _on_silence(self, key: ServiceKey, silence: float) -> None:
-        spec = self.fleet.spec(key)
-        if spec is None:
-            self.heartbeats.forget(key)
-            return
-        log.warning("heartbeat_missed", service_id=spec.service_id, silent_for=round(silence, 2))
-        if spec.health_url:
-            # a silence alone is no proof: a probe of the health URL confirms it first
-            task = asyncio.create_task(self._confirm_silence(spec, silence))
-            self._confirming.add(task)
-            task.add_done_callback(self._confirming.discard)
-            return
-        sample = silence_sample(key, at=time.time(), silence=silence)
-        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
-
-    async def _confirm_silence(self, spec: ServiceSpec, silence: float) -> None:
-        if (await self.probe_and_observe(spec)).ok:
-            log.info("heartbeat_missed_but_healthy", service_id=spec.service_id)
-            return
-        sample = silence_sample(spec.key, at=time.time(), silence=silence)
-        self.monitor.observe(spec, sample, confirmed=True, pushed=True)
+        self.silences.on_silence(key, silence)
 
     def heartbeats_stopped(self, spec: ServiceSpec) -> None:
         """The service said it stops sending heartbeats (SDK ``stop_monitoring()``):
@@ -609,28 +387,10 @@ class Agent:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
             try:
-                await self._flush()
+                await self.history.flush()
                 await self.reload_keys()  # keys created by `selfheal keys create`
             except StorageError as exc:
                 log.warning("flush_delayed_database_unavailable", error=exc.message)
-
-    async def _flush(self, *, include_current: bool = False) -> None:
-        """Write status changes and finished minute rollups in one transaction."""
-        rows, self._status_rows = self._status_rows, []
-        rollups = self.monitor.rollups.drain(now=time.time(), include_current=include_current)
-        if not rows and not rollups:
-            return
-        try:
-            async with self.db.session() as session:
-                await samples_repo.add_status_changes(session=session, rows=rows)
-                await samples_repo.merge_rollups(session=session, rows=rollups)
-                latest = {(r["tenant_id"], r["service_id"]): r for r in rows}
-                await services_repo.set_statuses(session=session, rows=list(latest.values()))
-        except StorageError:
-            # keep them for the next flush: a database outage must not lose history
-            self._status_rows[:0] = rows
-            self.monitor.rollups.requeue(rollups)
-            raise
 
     async def _statistics_loop(self) -> None:
         """Keep SQLite's planner statistics current as incidents accumulate."""
@@ -650,111 +410,19 @@ class Agent:
             except StorageError as exc:
                 log.warning("severity_sweep_delayed", error=exc.message)
 
-    # -- learned baselines: periods scored off the probe path --------------------------
-
-    async def _load_baselines(self) -> None:
-        if self.baselines is None:
-            return
-        async with self.db.session() as session:
-            rows = await learning_repo.load_baselines(session=session)
-        loaded = self.baselines.load(rows)
-        if loaded:
-            log.info("baselines_loaded", detectors=loaded)
-
-    async def _baseline_loop(self) -> None:
-        assert self.baselines is not None
-        interval = min(self.baselines.period / 2, FLUSH_INTERVAL)
-        saved = time.monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            self.score_baselines(time.time())
-            while self.baselines.pending:  # in slices, so probes are not held up
-                await asyncio.sleep(0)
-                self.score_baselines(time.time())
-            if time.monotonic() - saved >= BASELINE_SAVE_INTERVAL:
-                try:
-                    await self._save_baselines()
-                    saved = time.monotonic()
-                except StorageError as exc:
-                    log.warning("baseline_save_delayed", error=exc.message)
+    # -- learned baselines and thresholds ------------------------------------------------
 
     def score_baselines(self, now: float) -> None:
         """Score finished periods; anomalies become symptoms for the incident stage."""
-        if self.baselines is None:
-            return
-        for event in self.baselines.score_ready(now, budget=SCORING_SLICE):
-            spec = self.fleet.spec(event.key)
-            state = self.monitor.state(event.key)
-            if spec is None or state is None or state.last is None:
-                continue
-            if isinstance(event, AnomalyRaised):
-                log.info(
-                    "anomaly_detected",
-                    service_id=spec.service_id,
-                    metric=event.metric,
-                    value=event.value,
-                    typical=event.typical,
-                    score=event.score,
-                )
-                # latency, errors or memory above their learned range are that
-                # symptom (catalog fixes, ranking, guard rails); the rest notify
-                symptom = anomaly_symptom(event)
-                fixable = symptom.type is not IncidentType.ANOMALY
-                self._anomaly_kinds.setdefault(event.key, set()).add(symptom.type)
-                evidence = EVIDENCE if fixable else None
-                self._signals.put_nowait(Confirmed(spec, symptom, state.last, evidence))
-            elif isinstance(event, AnomalyCleared):
-                kinds = self._anomaly_kinds.pop(event.key, None) or {IncidentType.ANOMALY}
-                held = set(state.hysteresis.active.values())  # the threshold still sees it
-                for kind in kinds - held:
-                    self._signals.put_nowait(Cleared(spec, kind, state.last))
-
-    def learned_limits(self, key: ServiceKey, kind: IncidentType) -> list[tuple[str, float]]:
-        """For verification: metrics of this kind anomalous now, with their learned highs."""
-        if self.baselines is None:
-            return []
-        highs = self.baselines.learned_highs(key)
-        return [(m, high) for m, high in sorted(highs.items()) if FIXABLE.get(m) is kind]
-
-    async def _save_baselines(self) -> None:
-        if self.baselines is None:
-            return
-        rows = self.baselines.dirty_states()
-        if rows:
-            async with self.db.session() as session:
-                await learning_repo.save_baselines(session=session, rows=rows)
+        self.anomalies.score(now)
 
     async def threshold_suggestions(self, spec: ServiceSpec) -> dict[str, dict[str, Any]]:
         """Suggested thresholds for one service (``GET /api/services/{id}/baseline``)."""
-        learned = self.baselines.summary(spec.key) if self.baselines is not None else {}
-        return await threshold_suggestions(
-            self.db,
-            tenant_id=spec.tenant_id,
-            service_id=spec.service_id,
-            current=spec.thresholds,
-            learned=learned,
-            period=self.settings.ANOMALY_PERIOD,
-        )
+        return await self.learned_thresholds.suggestions(spec)
 
     async def apply_learned_thresholds(self) -> int:
         """Apply every service's suggestions (where the operator set nothing); returns changes."""
-        changed = 0
-        for spec in self.fleet.specs():
-            values = applicable(await self.threshold_suggestions(spec))
-            if values and await self.fleet.set_learned_thresholds(
-                tenant_id=spec.tenant_id, service_id=spec.service_id, values=values
-            ):
-                log.info("learned_thresholds_applied", service_id=spec.service_id, **values)
-                changed += 1
-        return changed
-
-    async def _threshold_loop(self) -> None:
-        while True:
-            await asyncio.sleep(THRESHOLD_REFRESH)
-            try:
-                await self.apply_learned_thresholds()
-            except StorageError as exc:
-                log.warning("learned_thresholds_delayed", error=exc.message)
+        return await self.learned_thresholds.apply()
 
     # -- helpers for the API ------------------------------------------------------------
 
@@ -767,10 +435,3 @@ class Agent:
         sample = await self.scheduler.probe_now(spec)
         self.monitor.observe(spec, sample)
         return sample
-
-
-def _group(entries: Any) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {}
-    for entry in entries:
-        grouped.setdefault(entry.incident_type, []).append(entry)
-    return grouped
