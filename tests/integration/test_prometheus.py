@@ -91,6 +91,15 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
                 service.break_as("figures", memory=97)
                 await wait_for(lambda: _any_unresolved(client), 10)
             async with api_client(server.url, TEST_KEY) as keyed:
+                # the open-incident gauge follows the live feed: wait until it shows
+                series = (
+                    'service_open_incidents{service="shop",tenant="default",type="high_memory"}'
+                )
+
+                async def gauge_shows_it() -> bool:
+                    return series in (await keyed.get("/metrics")).text
+
+                await wait_for(gauge_shows_it, 10)
                 return (await keyed.get("/metrics")).text
 
     return asyncio.run(scrape())
