@@ -12,7 +12,7 @@ from typing import Any
 
 from selfheal.actions.channels import Notice
 from selfheal.actions.notify import Notifier
-from selfheal.incidents.service import IncidentService
+from selfheal.incidents.service import IncidentService, incident_dict
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import groups as groups_repo
 from selfheal.storage.repositories import incidents as incidents_repo
@@ -120,14 +120,13 @@ def _group_title(cause: str, kind: str, size: int) -> str:
     return f"{cause}: {kind.replace('_', ' ')}{others}"
 
 
+# what a page lists of each incident: the first fields of its public shape
+_BRIEF_FIELDS = ("id", "service_id", "type", "severity", "status")
+
+
 def _incident_brief(row: Incident) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "service_id": row.service_id,
-        "type": row.type,
-        "severity": row.severity,
-        "status": row.status,
-    }
+    public = incident_dict(row)
+    return {name: public[name] for name in _BRIEF_FIELDS}
 
 
 async def notify_joined(
