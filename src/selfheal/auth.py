@@ -1,4 +1,5 @@
-"""API keys: each belongs to a tenant; only their SHA-256 is held, compared in constant time.
+"""API keys: each belongs to a tenant and has a scope; only their SHA-256 is held,
+compared in constant time. A key past its expiry is refused at use.
 
 Failed attempts are throttled per client address (``FailureThrottle``).
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,25 +21,55 @@ from selfheal.logging import get_logger
 log = get_logger(__name__)
 
 
+# each scope allows what the ones before it allow
+SCOPES = ("read", "write", "admin")
+
+
+def new_key() -> str:
+    """A fresh API key: 192 random bits, with a prefix that says what it is."""
+    return "sh_" + secrets.token_urlsafe(24)
+
+
+def allows(scope: str, needed: str) -> bool:
+    """Whether a key of ``scope`` may do what needs ``needed``."""
+    return SCOPES.index(scope) >= SCOPES.index(needed)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant and the key's name (for the audit log)."""
+    """Who is calling: the tenant, the key's name and id (for the audit log), its scope."""
 
     tenant_id: str
     key_name: str
+    key_id: int = 0
+    scope: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One key as the database holds it: its hash, owner, scope and expiry."""
+
+    key_hash: str
+    principal: Principal
+    expires_at: float | None = None  # unix time; None never expires
 
 
 class KeyStore:
     """The set of valid key hashes, refreshed from the database when keys change."""
 
-    def __init__(self) -> None:
-        self._keys: list[tuple[bytes, Principal]] = []
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._keys: list[tuple[bytes, Principal, float]] = []
+        self._clock = clock
 
-    def replace(self, hashes: dict[str, tuple[str, str]]) -> None:
-        """Swap in ``{sha256 hex: (tenant id, key name)}``."""
+    def replace(self, keys: list[StoredKey]) -> None:
+        """Swap in the given keys."""
         self._keys = [
-            (bytes.fromhex(digest), Principal(tenant, name))
-            for digest, (tenant, name) in hashes.items()
+            (
+                bytes.fromhex(k.key_hash),
+                k.principal,
+                math.inf if k.expires_at is None else k.expires_at,
+            )
+            for k in keys
         ]
 
     def authenticate(self, key: str | None) -> Principal | None:
@@ -49,9 +82,11 @@ class KeyStore:
         if not key:
             return None
         digest = hashlib.sha256(key.encode()).digest()
+        now = self._clock()
         found: Principal | None = None
-        for stored, principal in self._keys:
-            if hmac.compare_digest(stored, digest):
+        for stored, principal, expires in self._keys:
+            # expiry is checked at use: an expired key is refused without a reload
+            if hmac.compare_digest(stored, digest) and now < expires:
                 found = principal
         return found
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from pydantic import SecretStr
 
 from selfheal import __version__
+from selfheal.auth import new_key
 from selfheal.config import Settings, load_settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.errors import ConfigError, SelfhealError
@@ -46,7 +46,7 @@ def ensure_api_key(settings: Settings) -> tuple[Settings, str | None]:
         key = path.read_text().strip()
     else:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = "sh_" + secrets.token_urlsafe(24)
+        key = new_key()
         path.touch(mode=0o600)
         path.write_text(key + "\n")
     return settings.model_copy(update={"API_KEYS": [SecretStr(key)]}), key
@@ -141,7 +141,7 @@ def keys() -> None:
 def keys_create(tenant: str, name: str) -> None:
     """Create a key for a tenant and print it (it is stored only as a hash)."""
     settings = build_settings()
-    key = "sh_" + secrets.token_urlsafe(24)
+    key = new_key()
 
     async def store() -> None:
         from selfheal.storage.db import Database

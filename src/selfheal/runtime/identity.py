@@ -44,7 +44,7 @@ async def load_identity_and_catalog(
 async def reload_keys(db: Database, keys: KeyStore) -> None:
     """Refresh the in-memory key set from the database."""
     async with db.session() as session:
-        keys.replace(await tenants_repo.load_key_hashes(session=session))
+        keys.replace(await tenants_repo.load_keys(session=session))
 
 
 def _group(entries: Any) -> dict[str, list[Any]]:
