@@ -59,6 +59,7 @@ class KeyStore:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._keys: list[tuple[bytes, Principal, float]] = []
+        self._expiry: dict[int, float] = {}  # key id -> expiry, for still_valid
         self._clock = clock
 
     def replace(self, keys: list[StoredKey]) -> None:
@@ -71,6 +72,7 @@ class KeyStore:
             )
             for k in keys
         ]
+        self._expiry = {p.key_id: expires for _, p, expires in self._keys}
 
     def authenticate(self, key: str | None) -> Principal | None:
         """The principal of a presented key, or None.
@@ -89,6 +91,11 @@ class KeyStore:
             if hmac.compare_digest(stored, digest) and now < expires:
                 found = principal
         return found
+
+    def still_valid(self, principal: Principal) -> bool:
+        """Whether the key behind ``principal`` is still held and unexpired (a live
+        feed opened with it ends when it is revoked, expires or its tenant is disabled)."""
+        return self._clock() < self._expiry.get(principal.key_id, -math.inf)
 
     def __len__(self) -> int:
         return len(self._keys)

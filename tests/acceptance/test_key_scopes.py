@@ -6,10 +6,12 @@ editing this test: a read key changes nothing (403), a write key administers no 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 from sqlalchemy import select
 
@@ -229,3 +231,38 @@ async def test_every_change_is_audited_with_the_key_id(
         assert any(r.target == "/api/keys" and r.detail.get("key_id") for r in rows)
         await admin.aclose()
         await writer.aclose()
+
+
+async def test_live_feeds_of_a_revoked_key_end_within_5_seconds(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    async with AgentServer(make_settings(sqlite_url)) as server:
+        admin = api_client(server.url)
+        sse_key, ws_key = await _make_key(admin, "read"), await _make_key(admin, "read")
+        ws_url = server.url.replace("http://", "ws://") + "/api/events/ws"
+        async with (
+            httpx.AsyncClient(timeout=None) as client,
+            client.stream(
+                "GET", f"{server.url}/api/events/stream", headers={"X-API-Key": sse_key["key"]}
+            ) as sse,
+            aiohttp.ClientSession() as session,
+            session.ws_connect(ws_url) as ws,
+        ):
+            assert sse.status_code == 200
+            await ws.send_json({"api_key": ws_key["key"]})
+            assert (await ws.receive_json(timeout=5))["type"] == "connected"
+            revoked_at = time.monotonic()
+            for created in (sse_key, ws_key):
+                assert (await admin.delete(f"/api/keys/{created['id']}")).status_code == 204
+
+            async def sse_ended() -> list[str]:
+                return [line async for line in sse.aiter_lines()]
+
+            lines = await asyncio.wait_for(sse_ended(), 5.0)
+            assert "event: error" in lines
+            assert (await ws.receive_json(timeout=5))["error"]["code"] == "unauthorized"
+            closing = await ws.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 4401
+            assert time.monotonic() - revoked_at < 5.0
+        await admin.aclose()

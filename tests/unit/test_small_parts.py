@@ -108,6 +108,11 @@ def test_key_store() -> None:
     now[0] = 1005.0  # expiry is checked at use, without a reload
     assert store.authenticate("k2") is None
     assert store.authenticate("k1").scope == "read"  # type: ignore[union-attr]
+    # an open live feed asks whether its key still holds
+    assert store.still_valid(Principal("t1", "first", 1, "read"))
+    assert not store.still_valid(Principal("t2", "second", 2))  # expired
+    store.replace([])
+    assert not store.still_valid(Principal("t1", "first", 1, "read"))  # revoked
 
 
 def test_scopes_allow_the_smaller_ones() -> None:
