@@ -21,6 +21,8 @@ from selfheal.logging import get_logger
 log = get_logger(__name__)
 
 
+# a key's last use is stored to this many seconds
+USE_RESOLUTION = 60.0
 # each scope allows what the ones before it allow
 SCOPES = ("read", "write", "admin")
 
@@ -60,6 +62,8 @@ class KeyStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._keys: list[tuple[bytes, Principal, float]] = []
         self._expiry: dict[int, float] = {}  # key id -> expiry, for still_valid
+        self._used: dict[int, float] = {}  # key id -> last use, not yet stored
+        self._stored_use: dict[int, float] = {}  # key id -> last use stored
         self._clock = clock
 
     def replace(self, keys: list[StoredKey]) -> None:
@@ -90,7 +94,21 @@ class KeyStore:
             # expiry is checked at use: an expired key is refused without a reload
             if hmac.compare_digest(stored, digest) and now < expires:
                 found = principal
+        if found is not None:
+            self._used[found.key_id] = now
         return found
+
+    def take_used(self, every: float = USE_RESOLUTION) -> dict[int, float]:
+        """Last uses to store: each key at most once per ``every`` seconds, so that a
+        busy key costs one write a minute, not one a request."""
+        due = {
+            key_id: at
+            for key_id, at in self._used.items()
+            if at - self._stored_use.get(key_id, -math.inf) >= every
+        }
+        self._used = {k: v for k, v in self._used.items() if k not in due}
+        self._stored_use.update(due)
+        return due
 
     def still_valid(self, principal: Principal) -> bool:
         """Whether the key behind ``principal`` is still held and unexpired (a live

@@ -190,6 +190,7 @@ async def test_keys_are_listed_without_secrets_and_only_in_their_tenant(
             "source",
             "created_at",
             "expires_at",
+            "last_used_at",
         }
         # tenant B neither sees nor revokes nor rotates tenant A's keys
         assert created["id"] not in {
@@ -201,6 +202,12 @@ async def test_keys_are_listed_without_secrets_and_only_in_their_tenant(
         assert (await mine.delete(f"/api/keys/{theirs_info.id}")).status_code == 404
         user = api_client(server.url, created["key"])
         assert (await user.get("/api/services")).status_code == 200  # still valid
+
+        async def last_used() -> Any:
+            listed = (await mine.get("/api/keys")).json()["data"]
+            return next(k for k in listed if k["id"] == created["id"])["last_used_at"]
+
+        assert await wait_for(last_used, 10.0)  # stored at the next key reload
         for client in (mine, theirs, user):
             await client.aclose()
 

@@ -115,6 +115,21 @@ def test_key_store() -> None:
     assert not store.still_valid(Principal("t1", "first", 1, "read"))  # revoked
 
 
+def test_key_uses_are_stored_at_most_once_a_minute() -> None:
+    now = [1000.0]
+    store = KeyStore(clock=lambda: now[0])
+    store.replace([StoredKey(hash_key("k1"), Principal("t1", "first", 1, "read"))])
+    assert store.take_used() == {}
+    store.authenticate("k1")
+    assert store.take_used() == {1: 1000.0}
+    now[0] = 1030.0
+    store.authenticate("k1")
+    assert store.take_used() == {}  # within the minute: not written again
+    now[0] = 1061.0
+    store.authenticate("k1")
+    assert store.take_used() == {1: 1061.0}
+
+
 def test_scopes_allow_the_smaller_ones() -> None:
     for scope, needed in [("admin", "write"), ("write", "read"), ("read", "read")]:
         assert allows(scope, needed)

@@ -119,16 +119,20 @@ def keys_create(tenant: str, name: str, scope: str, expires: str | None) -> None
 @keys.command("list")
 @_TENANT
 def keys_list(tenant: str) -> None:
-    """The tenant's keys: id, name, scope, source, created, expires (never the key)."""
+    """The tenant's keys: id, scope, source, created, expires, last used (to the
+    minute), name; never the key."""
 
     async def work(session: AsyncSession) -> list[tenants_repo.KeyInfo]:
         return await tenants_repo.list_keys(session=session, tenant_id=tenant)
 
-    click.echo(f"{'ID':>6}  {'SCOPE':<6}  {'SOURCE':<6}  {'CREATED':<20}  {'EXPIRES':<20}  NAME")
+    click.echo(
+        f"{'ID':>6}  {'SCOPE':<6}  {'SOURCE':<6}  {'CREATED':<20}  {'EXPIRES':<20}  "
+        f"{'LAST USED':<20}  NAME"
+    )
     for k in _run(work):
         click.echo(
             f"{k.id:>6}  {k.scope:<6}  {k.source:<6}  {_when(k.created_at):<20}  "
-            f"{_when(k.expires_at):<20}  {k.name}"
+            f"{_when(k.expires_at):<20}  {_when(k.last_used_at):<20}  {k.name}"
         )
 
 

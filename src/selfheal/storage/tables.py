@@ -95,6 +95,7 @@ class ApiKey(Base):
     # read | write | admin (see selfheal.auth.SCOPES); keys made before scopes are admin
     scope: Mapped[str] = mapped_column(String(8), default="admin", server_default="admin")
     expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()  # to the minute (KeyStore)
 
 
 class Service(Base):

@@ -52,6 +52,7 @@ class KeyPublic(BaseModel):
     source: str = Field(description="api (created by the API or CLI) or env (API_KEYS)")
     created_at: datetime
     expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="to the minute; null if never")
 
 
 class KeysPublic(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ class KeyInfo:
     source: str
     created_at: datetime
     expires_at: datetime | None
+    last_used_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,18 @@ async def rotate_key(
     return _info(row), new
 
 
+async def mark_used(*, session: AsyncSession, used: dict[int, float]) -> None:
+    """Store when keys were last used (``{key id: unix time}``)."""
+    for key_id, at in used.items():
+        when = datetime.fromtimestamp(at, UTC)
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < when))
+            .values(last_used_at=when)
+        )
+
+
 async def list_tenants(*, session: AsyncSession) -> list[TenantInfo]:
     """Every tenant with its number of keys."""
     tenants = (await session.execute(select(Tenant).order_by(Tenant.id))).scalars().all()
@@ -186,4 +199,5 @@ def _info(row: ApiKey) -> KeyInfo:
         source=row.source,
         created_at=row.created_at,
         expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
     )

@@ -1,4 +1,4 @@
-"""key scopes, expiry and disabled tenants (issue 14: tenants you can administer)
+"""key scopes, expiry, last use and disabled tenants (issue 14: tenants you can administer)
 
 Existing keys become ``admin`` so that nothing they did before is refused.
 
@@ -24,6 +24,7 @@ def upgrade() -> None:
             sa.Column("scope", sa.String(length=8), nullable=False, server_default="admin")
         )
         batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
 
@@ -32,5 +33,6 @@ def downgrade() -> None:
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("disabled_at")
     with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("last_used_at")
         batch.drop_column("expires_at")
         batch.drop_column("scope")
