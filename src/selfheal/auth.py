@@ -1,4 +1,5 @@
-"""API keys: each belongs to a tenant; only their SHA-256 is held, compared in constant time.
+"""API keys: each belongs to a tenant and has a scope; only their SHA-256 is held,
+compared in constant time. A key past its expiry is refused at use.
 
 Failed attempts are throttled per client address (``FailureThrottle``).
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,26 +21,62 @@ from selfheal.logging import get_logger
 log = get_logger(__name__)
 
 
+# a key's last use is stored to this many seconds
+USE_RESOLUTION = 60.0
+# each scope allows what the ones before it allow
+SCOPES = ("read", "write", "admin")
+
+
+def new_key() -> str:
+    """A fresh API key: 192 random bits, with a prefix that says what it is."""
+    return "sh_" + secrets.token_urlsafe(24)
+
+
+def allows(scope: str, needed: str) -> bool:
+    """Whether a key of ``scope`` may do what needs ``needed``."""
+    return SCOPES.index(scope) >= SCOPES.index(needed)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant and the key's name (for the audit log)."""
+    """Who is calling: the tenant, the key's name and id (for the audit log), its scope."""
 
     tenant_id: str
     key_name: str
+    key_id: int = 0
+    scope: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One key as the database holds it: its hash, owner, scope and expiry."""
+
+    key_hash: str
+    principal: Principal
+    expires_at: float | None = None  # unix time; None never expires
 
 
 class KeyStore:
     """The set of valid key hashes, refreshed from the database when keys change."""
 
-    def __init__(self) -> None:
-        self._keys: list[tuple[bytes, Principal]] = []
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._keys: list[tuple[bytes, Principal, float]] = []
+        self._expiry: dict[int, float] = {}  # key id -> expiry, for still_valid
+        self._used: dict[int, float] = {}  # key id -> last use, not yet stored
+        self._stored_use: dict[int, float] = {}  # key id -> last use stored
+        self._clock = clock
 
-    def replace(self, hashes: dict[str, tuple[str, str]]) -> None:
-        """Swap in ``{sha256 hex: (tenant id, key name)}``."""
+    def replace(self, keys: list[StoredKey]) -> None:
+        """Swap in the given keys."""
         self._keys = [
-            (bytes.fromhex(digest), Principal(tenant, name))
-            for digest, (tenant, name) in hashes.items()
+            (
+                bytes.fromhex(k.key_hash),
+                k.principal,
+                math.inf if k.expires_at is None else k.expires_at,
+            )
+            for k in keys
         ]
+        self._expiry = {p.key_id: expires for _, p, expires in self._keys}
 
     def authenticate(self, key: str | None) -> Principal | None:
         """The principal of a presented key, or None.
@@ -49,11 +88,32 @@ class KeyStore:
         if not key:
             return None
         digest = hashlib.sha256(key.encode()).digest()
+        now = self._clock()
         found: Principal | None = None
-        for stored, principal in self._keys:
-            if hmac.compare_digest(stored, digest):
+        for stored, principal, expires in self._keys:
+            # expiry is checked at use: an expired key is refused without a reload
+            if hmac.compare_digest(stored, digest) and now < expires:
                 found = principal
+        if found is not None:
+            self._used[found.key_id] = now
         return found
+
+    def take_used(self, every: float = USE_RESOLUTION) -> dict[int, float]:
+        """Last uses to store: each key at most once per ``every`` seconds, so that a
+        busy key costs one write a minute, not one a request."""
+        due = {
+            key_id: at
+            for key_id, at in self._used.items()
+            if at - self._stored_use.get(key_id, -math.inf) >= every
+        }
+        self._used = {k: v for k, v in self._used.items() if k not in due}
+        self._stored_use.update(due)
+        return due
+
+    def still_valid(self, principal: Principal) -> bool:
+        """Whether the key behind ``principal`` is still held and unexpired (a live
+        feed opened with it ends when it is revoked, expires or its tenant is disabled)."""
+        return self._clock() < self._expiry.get(principal.key_id, -math.inf)
 
     def __len__(self) -> int:
         return len(self._keys)

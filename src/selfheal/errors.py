@@ -9,6 +9,7 @@
     ├── ApiError                    maps onto an HTTP status and the {"error": ...} body
     │   ├── BadRequestError         400
     │   ├── AuthenticationError     401
+    │   ├── ForbiddenError          403 (the key's scope is too small)
     │   ├── NotFoundError           404
     │   ├── ConflictError           409
     │   ├── PayloadTooLargeError    413
@@ -63,6 +64,13 @@ class AuthenticationError(ApiError):
 
     status_code = 401
     code = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    """The key is valid but its scope does not allow this."""
+
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFoundError(ApiError):

@@ -79,6 +79,7 @@ def test_every_route_lists_the_4xx_answers_it_gives(document: dict[str, Any]) ->
         expected = set()
         if path not in PUBLIC:
             expected.add("401")  # no key, or a wrong one
+            expected.add("403")  # a key whose scope does not allow this
         if params or "requestBody" in operation:
             expected.add("422")  # a parameter or body out of its bounds
         if any(p["in"] == "path" for p in params):

@@ -250,12 +250,15 @@ async def test_api_keys_are_stored_hashed(db: Database) -> None:
         )
         await tenants.add_api_key(session=session, tenant_id="c", key="k2", name="cli")
     async with db.session() as session:
-        stored = await tenants.load_key_hashes(session=session)
-    assert stored == {
-        tenants.hash_key("k1"): ("a", "API_KEYS[0]"),
-        tenants.hash_key("k2"): ("c", "cli"),
+        await tenants.ensure_tenant(session=session, tenant_id="a")
+    async with db.session() as session:
+        stored = {k.key_hash: k.principal for k in await tenants.load_keys(session=session)}
+    assert {h: (p.tenant_id, p.key_name, p.scope) for h, p in stored.items()} == {
+        tenants.hash_key("k1"): ("a", "API_KEYS[0]", "admin"),
+        tenants.hash_key("k2"): ("c", "cli", "admin"),
     }
     assert "k1" not in stored
     async with db.session() as session:
         await tenants.sync_env_keys(session=session, tenant_id="a", key_hashes=[])
-        assert list(await tenants.load_key_hashes(session=session)) == [tenants.hash_key("k2")]
+        keys = await tenants.load_keys(session=session)
+        assert [k.key_hash for k in keys] == [tenants.hash_key("k2")]

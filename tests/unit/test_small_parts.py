@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from selfheal.auth import KeyStore
+from selfheal.auth import KeyStore, Principal, StoredKey, allows
 from selfheal.checks.history import History
 from selfheal.checks.rollup import RollupBuffer
 from selfheal.checks.sample import Sample
@@ -92,13 +92,49 @@ def test_secret_box_round_trip_and_wrong_key() -> None:
 
 
 def test_key_store() -> None:
-    store = KeyStore()
-    store.replace({hash_key("k1"): ("t1", "first"), hash_key("k2"): ("t2", "second")})
+    now = [1000.0]
+    store = KeyStore(clock=lambda: now[0])
+    store.replace(
+        [
+            StoredKey(hash_key("k1"), Principal("t1", "first", 1, "read")),
+            StoredKey(hash_key("k2"), Principal("t2", "second", 2), expires_at=1005.0),
+        ]
+    )
     assert store.authenticate("k1").tenant_id == "t1"  # type: ignore[union-attr]
     assert store.authenticate("k2").key_name == "second"  # type: ignore[union-attr]
     assert store.authenticate("k3") is None
     assert store.authenticate("") is None
     assert store.authenticate(None) is None
+    now[0] = 1005.0  # expiry is checked at use, without a reload
+    assert store.authenticate("k2") is None
+    assert store.authenticate("k1").scope == "read"  # type: ignore[union-attr]
+    # an open live feed asks whether its key still holds
+    assert store.still_valid(Principal("t1", "first", 1, "read"))
+    assert not store.still_valid(Principal("t2", "second", 2))  # expired
+    store.replace([])
+    assert not store.still_valid(Principal("t1", "first", 1, "read"))  # revoked
+
+
+def test_key_uses_are_stored_at_most_once_a_minute() -> None:
+    now = [1000.0]
+    store = KeyStore(clock=lambda: now[0])
+    store.replace([StoredKey(hash_key("k1"), Principal("t1", "first", 1, "read"))])
+    assert store.take_used() == {}
+    store.authenticate("k1")
+    assert store.take_used() == {1: 1000.0}
+    now[0] = 1030.0
+    store.authenticate("k1")
+    assert store.take_used() == {}  # within the minute: not written again
+    now[0] = 1061.0
+    store.authenticate("k1")
+    assert store.take_used() == {1: 1061.0}
+
+
+def test_scopes_allow_the_smaller_ones() -> None:
+    for scope, needed in [("admin", "write"), ("write", "read"), ("read", "read")]:
+        assert allows(scope, needed)
+    assert not allows("read", "write")
+    assert not allows("write", "admin")
 
 
 def test_history_ring() -> None:

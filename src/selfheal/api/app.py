@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from selfheal import __version__
+from selfheal.api.audit import AuditMiddleware
 from selfheal.api.errors import install_error_handlers
 from selfheal.api.middleware import BodyLimitMiddleware
 from selfheal.api.routes import api_router
@@ -36,7 +37,10 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    return [Middleware(BodyLimitMiddleware, limit=settings.MAX_BODY_BYTES)]
+    return [
+        Middleware(BodyLimitMiddleware, limit=settings.MAX_BODY_BYTES),
+        Middleware(AuditMiddleware),
+    ]
 
 
 def create_app(
@@ -106,6 +110,7 @@ def _openapi(app: FastAPI, header: str) -> dict[str, Any]:
             if path not in PUBLIC_PATHS:
                 operation["security"] = [{"ApiKey": []}]
                 operation.setdefault("responses", {}).setdefault("401", error)
+                operation["responses"].setdefault("403", error)  # the key's scope
                 operation["responses"].setdefault("429", error)
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation:

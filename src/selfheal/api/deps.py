@@ -10,11 +10,12 @@ from pydantic import WithJsonSchema
 from starlette.requests import HTTPConnection
 
 from selfheal.api.schemas import SERVICE_ID
-from selfheal.auth import FailureThrottle, Principal
+from selfheal.auth import FailureThrottle, Principal, allows
 from selfheal.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ForbiddenError,
     TooManyRequestsError,
 )
 from selfheal.runtime.agent import Agent
@@ -37,13 +38,34 @@ def presented_key(request: Request, header: str) -> str | None:
     return key
 
 
+# key administration needs the admin scope; every other route needs read to look
+# and write to change (decided here, so a new route is covered without a mark)
+ADMIN_PREFIX = "/api/keys"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def needed_scope(method: str, path: str) -> str:
+    """The scope a request needs: admin for key administration, else read or write."""
+    if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+        return "admin"
+    return "read" if method.upper() in _SAFE_METHODS else "write"
+
+
 def get_principal(request: Request) -> Principal:
-    """The caller, from its key; 401 without a valid one, 429 after too many failures."""
+    """The caller, from its key; 401 without a valid one, 429 after too many failures,
+    403 when its scope does not allow the request."""
     agent = get_agent(request)
     key = presented_key(request, agent.settings.API_KEY_HEADER)
     principal = agent.keys.authenticate(key)
     if principal is None:
         raise refusal(request, key)
+    needed = needed_scope(request.method, request.url.path)
+    if not allows(principal.scope, needed):
+        raise ForbiddenError(
+            f"this needs a key with the {needed} scope; this key has {principal.scope} "
+            "(create one with `selfheal keys create --scope` or POST /api/keys)"
+        )
+    request.state.principal = principal  # for the audit of changes (AuditMiddleware)
     return principal
 
 

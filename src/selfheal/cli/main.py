@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from pydantic import SecretStr
 
 from selfheal import __version__
+from selfheal.auth import new_key
 from selfheal.config import Settings, load_settings
 from selfheal.configfile import FileConfig, load_config_file
 from selfheal.errors import ConfigError, SelfhealError
@@ -46,7 +46,7 @@ def ensure_api_key(settings: Settings) -> tuple[Settings, str | None]:
         key = path.read_text().strip()
     else:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = "sh_" + secrets.token_urlsafe(24)
+        key = new_key()
         path.touch(mode=0o600)
         path.write_text(key + "\n")
     return settings.model_copy(update={"API_KEYS": [SecretStr(key)]}), key
@@ -131,38 +131,6 @@ def check_config(path: Path) -> None:
 
 
 @cli.group()
-def keys() -> None:
-    """Manage API keys (each belongs to a tenant)."""
-
-
-@keys.command("create")
-@click.option("--tenant", default="default", show_default=True, help="Tenant the key belongs to.")
-@click.option("--name", default="cli", show_default=True, help="A name for the audit log.")
-def keys_create(tenant: str, name: str) -> None:
-    """Create a key for a tenant and print it (it is stored only as a hash)."""
-    settings = build_settings()
-    key = "sh_" + secrets.token_urlsafe(24)
-
-    async def store() -> None:
-        from selfheal.storage.db import Database
-        from selfheal.storage.repositories.tenants import add_api_key
-
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-            async with db.session() as session:
-                await add_api_key(session=session, tenant_id=tenant, key=key, name=name)
-        finally:
-            await db.close()
-
-    try:
-        asyncio.run(store())
-    except SelfhealError as exc:
-        _fail(exc.message)
-    click.echo(key)
-
-
-@cli.group()
 def anomaly() -> None:
     """The streaming anomaly detector, offline."""
 
@@ -229,10 +197,12 @@ def demo(duration: float | None, port: int, host: str) -> None:
 
 
 def _register_data_commands() -> None:
-    from selfheal.cli import data
+    from selfheal.cli import admin, data
 
     for command in (data.export_command, data.import_command, data.backup_command):
         cli.add_command(command)
+    cli.add_command(admin.keys)
+    cli.add_command(admin.tenants)
 
 
 _register_data_commands()

@@ -64,6 +64,9 @@ log = get_logger(__name__)
 
 STATISTICS_INTERVAL = 3600.0  # seconds between two ANALYZE runs on SQLite
 SEVERITY_SWEEP = 30.0
+# keys are re-read this often, so a key revoked on another replica (or by the CLI) is
+# refused within it plus one query; expiry is checked at each use besides
+KEY_RELOAD_INTERVAL = 2.0
 SHUTDOWN_GRACE = 10.0
 
 
@@ -224,6 +227,7 @@ class Agent:
         self._tasks = [
             asyncio.create_task(self._supervised(self.signal_worker.run), name="signals"),
             asyncio.create_task(self._supervised(self._flush_loop), name="flush"),
+            asyncio.create_task(self._supervised(self._keys_loop), name="keys"),
             asyncio.create_task(self._supervised(self._severity_loop), name="severity"),
             asyncio.create_task(self._supervised(self.digest.run), name="digest"),
             asyncio.create_task(self._supervised(self.pruner.run), name="retention"),
@@ -388,9 +392,17 @@ class Agent:
             await asyncio.sleep(FLUSH_INTERVAL)
             try:
                 await self.history.flush()
-                await self.reload_keys()  # keys created by `selfheal keys create`
             except StorageError as exc:
                 log.warning("flush_delayed_database_unavailable", error=exc.message)
+
+    async def _keys_loop(self) -> None:
+        """Keys created, revoked or rotated elsewhere (CLI, other replicas) take effect."""
+        while True:
+            await asyncio.sleep(KEY_RELOAD_INTERVAL)
+            try:
+                await self.reload_keys()
+            except StorageError as exc:
+                log.warning("key_reload_delayed_database_unavailable", error=exc.message)
 
     async def _statistics_loop(self) -> None:
         """Keep SQLite's planner statistics current as incidents accumulate."""

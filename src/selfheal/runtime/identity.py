@@ -42,9 +42,12 @@ async def load_identity_and_catalog(
 
 
 async def reload_keys(db: Database, keys: KeyStore) -> None:
-    """Refresh the in-memory key set from the database."""
+    """Refresh the in-memory key set from the database (storing the keys' last uses)."""
     async with db.session() as session:
-        keys.replace(await tenants_repo.load_key_hashes(session=session))
+        used = keys.take_used()
+        if used:
+            await tenants_repo.mark_used(session=session, used=used)
+        keys.replace(await tenants_repo.load_keys(session=session))
 
 
 def _group(entries: Any) -> dict[str, list[Any]]:

@@ -78,6 +78,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # a disabled tenant's keys are refused (its data stays)
+    disabled_at: Mapped[datetime | None] = mapped_column()
 
 
 class ApiKey(Base):
@@ -90,6 +92,10 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16), default="api")  # env | api
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # read | write | admin (see selfheal.auth.SCOPES); keys made before scopes are admin
+    scope: Mapped[str] = mapped_column(String(8), default="admin", server_default="admin")
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()  # to the minute (KeyStore)
 
 
 class Service(Base):

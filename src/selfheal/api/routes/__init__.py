@@ -13,6 +13,7 @@ from selfheal.api.routes import (
     fleet,
     history,
     incidents,
+    keys,
     learning,
     outbound,
     services,
@@ -32,5 +33,6 @@ api_router.include_router(actions.router)
 api_router.include_router(charts.router)
 api_router.include_router(learning.router)
 api_router.include_router(outbound.router)
+api_router.include_router(keys.router)
 
 __all__ = ["api_router"]

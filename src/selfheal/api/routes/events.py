@@ -2,25 +2,28 @@
 
 One JSON object per event. SSE sends a comment every 15 s so proxies keep the
 connection open. A WebSocket client that cannot set headers (a browser) sends
-``{"api_key": "..."}`` as its first message instead.
+``{"api_key": "..."}`` as its first message instead. A feed ends within about a
+second of its key being refused (revoked, expired, tenant disabled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from selfheal.api.deps import AgentDep, PrincipalDep, refusal, websocket_agent
 from selfheal.auth import Principal
-from selfheal.events import Subscription
+from selfheal.events import Event, Subscription
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
+KEY_RECHECK_SECONDS = 1.0  # how often an open feed checks that its key still holds
+REVOKED = {"code": "unauthorized", "message": "the API key was revoked or has expired"}
 AUTH_TIMEOUT_SECONDS = 5.0
 
 
@@ -34,17 +37,41 @@ async def stream(request: Request, agent: AgentDep, principal: PrincipalDep) -> 
     """Status changes, incidents, decisions and actions of the caller's tenant, as they happen."""
     subscription = agent.bus.subscribe(principal.tenant_id)
     return StreamingResponse(
-        _sse(request, subscription),
+        _sse(request, subscription, lambda: agent.keys.still_valid(principal)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse(request: Request, subscription: Subscription) -> AsyncIterator[str]:
+async def _next(subscription: Subscription, valid: Callable[[], bool]) -> Event | None:
+    """The next event within KEEPALIVE_SECONDS, or None; raises ``_Refused`` as soon
+    as the key no longer holds (checked every KEY_RECHECK_SECONDS)."""
+    waited = 0.0
+    while waited < KEEPALIVE_SECONDS:
+        event = await subscription.get(timeout=KEY_RECHECK_SECONDS)
+        if not valid():
+            raise _Refused
+        if event is not None:
+            return event
+        waited += KEY_RECHECK_SECONDS
+    return None
+
+
+class _Refused(Exception):
+    """The feed's key was revoked, expired, or its tenant disabled."""
+
+
+async def _sse(
+    request: Request, subscription: Subscription, valid: Callable[[], bool]
+) -> AsyncIterator[str]:
     try:
         yield ": connected\n\n"
         while not await request.is_disconnected():
-            event = await subscription.get(timeout=KEEPALIVE_SECONDS)
+            try:
+                event = await _next(subscription, valid)
+            except _Refused:
+                yield f"event: error\ndata: {json.dumps({'error': REVOKED})}\n\n"
+                return
             if event is None:
                 yield ": keep-alive\n\n"
                 continue
@@ -70,7 +97,12 @@ async def websocket_feed(websocket: WebSocket) -> None:
         receiver = asyncio.create_task(_drain_client(websocket))
         try:
             while not receiver.done():
-                event = await subscription.get(timeout=KEEPALIVE_SECONDS)
+                try:
+                    event = await _next(subscription, lambda: agent.keys.still_valid(principal))
+                except _Refused:
+                    await websocket.send_json({"error": REVOKED})
+                    await websocket.close(code=4401)
+                    return
                 if event is None:
                     continue
                 await websocket.send_text(

@@ -71,7 +71,12 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: fields[name] for name in names if fields.get(name) is not None}
 
 
-@router.get("", response_model=ServicesPublic, summary="List services, oldest first")
+@router.get(
+    "",
+    response_model=ServicesPublic,
+    summary="List services, oldest first",
+    responses=documented(400),  # a cursor that is not a next_cursor
+)
 async def list_services(
     agent: AgentDep,
     principal: PrincipalDep,
