@@ -62,7 +62,6 @@ async def test_latency_anomaly_below_threshold_is_fixed_by_the_latency_fix(
                 "health_url": service.health_url,
                 "webhook_url": service.webhook_url,
                 "secret": service.secret,
-                "interval": 0.05,
             }
             response = await client.post("/api/services/register", json=body)
             assert response.status_code == 201, response.text

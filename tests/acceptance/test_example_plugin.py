@@ -107,7 +107,6 @@ async def test_example_plugin_heals_through_its_executor(tmp_path: Path) -> None
                 "services": [
                     {
                         "id": "legacy",
-                        "interval": "0.5s",
                         "timeout": "0.4s",
                         "retries": 2,
                         "check": {
@@ -134,6 +133,8 @@ async def test_example_plugin_heals_through_its_executor(tmp_path: Path) -> None
         "API_KEYS": TEST_KEY,
         "DATA_DIR": str(tmp_path / "data"),
         "ACTION_COOLDOWN": "0",
+        # faster than the per-service minimum of 1 s, which the API and config enforce
+        "CHECK_INTERVAL": "0.5",
         "VERIFY_INTERVAL": "0.3",
         "VERIFY_TIMEOUT": "8",
         "PYTHONPATH": "",

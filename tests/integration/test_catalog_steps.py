@@ -42,7 +42,6 @@ async def test_notify_step_reaches_the_channels(sqlite_url: str, make_settings: 
                             "health_url": f"http://127.0.0.1:{port}/health",
                             "webhook_url": f"http://127.0.0.1:{port}/webhook",
                             "secret": "s3cret-s3cret-s3cret",
-                            "interval": "0.3s",
                             "retries": 2,
                         }
                     ],
@@ -58,7 +57,7 @@ async def test_notify_step_reaches_the_channels(sqlite_url: str, make_settings: 
             )
         )
         try:
-            async with AgentServer(make_settings(sqlite_url), config) as agent:
+            async with AgentServer(make_settings(sqlite_url, CHECK_INTERVAL=0.3), config) as agent:
                 client = api_client(agent.url)
 
                 async def acted() -> dict[str, Any] | None:

@@ -64,7 +64,6 @@ async def test_expiring_certificate_notifies_people_and_runs_nothing(
                 "services": [
                     {
                         "id": "shop-tls",
-                        "interval": "0.3s",
                         "retries": 2,
                         "check": {
                             "type": "tls",
@@ -85,7 +84,7 @@ async def test_expiring_certificate_notifies_people_and_runs_nothing(
         )
     )
     try:
-        async with AgentServer(make_settings(sqlite_url), config) as agent:
+        async with AgentServer(make_settings(sqlite_url, CHECK_INTERVAL=0.3), config) as agent:
             client = api_client(agent.url)
 
             async def escalated() -> dict[str, Any] | None:
@@ -147,7 +146,6 @@ async def test_a_plugin_that_raises_or_hangs_is_contained_and_on_the_timeline(
                 "services": [
                     {
                         "id": "legacy",
-                        "interval": "0.3s",
                         "retries": 2,
                         "check": {"type": "buggy"},
                         "remediation": {"restart": {"executor": "stuck", "timeout": "0.5s"}},
@@ -157,7 +155,9 @@ async def test_a_plugin_that_raises_or_hangs_is_contained_and_on_the_timeline(
             }
         )
     )
-    async with AgentServer(make_settings(sqlite_url), config, plugins=plugins) as agent:
+    async with AgentServer(
+        make_settings(sqlite_url, CHECK_INTERVAL=0.3), config, plugins=plugins
+    ) as agent:
         client = api_client(agent.url)
 
         async def escalated() -> dict[str, Any] | None:
@@ -274,7 +274,6 @@ async def test_tcp_service_that_refuses_is_a_connect_refused_incident_and_is_res
                 "services": [
                     {
                         "id": "db",
-                        "interval": "0.3s",
                         "retries": 2,
                         "check": {"type": "tcp", "address": f"127.0.0.1:{port}"},
                         "remediation": {"restart": {"executor": "restarter"}},
@@ -284,7 +283,9 @@ async def test_tcp_service_that_refuses_is_a_connect_refused_incident_and_is_res
         )
     )
     try:
-        async with AgentServer(make_settings(sqlite_url), config, plugins=plugins) as agent:
+        async with AgentServer(
+            make_settings(sqlite_url, CHECK_INTERVAL=0.3), config, plugins=plugins
+        ) as agent:
             client = api_client(agent.url)
 
             async def up() -> bool:
@@ -320,7 +321,6 @@ async def test_exec_check_json_metrics_meet_the_thresholds(
                 "services": [
                     {
                         "id": "batch",
-                        "interval": "0.3s",
                         "retries": 2,
                         "thresholds": {"cpu": 80},
                         "check": {
@@ -333,7 +333,7 @@ async def test_exec_check_json_metrics_meet_the_thresholds(
             }
         )
     )
-    async with AgentServer(make_settings(sqlite_url), config) as agent:
+    async with AgentServer(make_settings(sqlite_url, CHECK_INTERVAL=0.3), config) as agent:
         client = api_client(agent.url)
 
         async def opened() -> dict[str, Any] | None:
