@@ -283,11 +283,12 @@ async def blip(fake: FakeService, mode: str, figures: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(420)  # three real minutes of blips, plus start and settle
 async def test_one_off_blips_on_twelve_services_open_nothing_and_page_no_one(
     sqlite_url: str, make_settings: Any
 ) -> None:
-    # the issue saw 3 minutes of this; a 45 s real window here (each service blips
-    # every 4-8 s, ~100 blips in all), the rule itself is unit-tested with explicit times
+    # the issue's 3 minutes, denser than it saw (each service blips every 4-8 s, ~300
+    # blips in all); the rule itself is unit-tested with explicit times
     sinks = await sinks_running()
     fleet = [FakeService(f"svc-{n:02d}") for n in range(12)]
     cfg = config(
@@ -317,11 +318,11 @@ async def test_one_off_blips_on_twelve_services_open_nothing_and_page_no_one(
         async with running(fleet), AgentServer(make_settings(sqlite_url), cfg) as server:
             client = api_client(server.url)
             await all_up(client, 12)
-            until = time.monotonic() + 45
+            until = time.monotonic() + 180
             await asyncio.gather(*(blipping(f, until) for f in fleet))
             await asyncio.sleep(2)
             print(f"\nblips: {count} one-probe blips on 12 services")
-            assert count >= 60
+            assert count >= 250
             assert await list_incidents(client, limit=50) == []
             assert sinks.received == []
             assert all(f.calls == [] for f in fleet)
