@@ -145,6 +145,34 @@ def test_a_crash_after_our_fix_is_a_crash_loop_not_flapping() -> None:
     assert not of(signals, FlapStarted)
 
 
+def test_an_exit_seen_after_verification_but_before_release_is_not_lost() -> None:
+    """The agent saw the process exit while its verified restart still owned the probes
+    (the incident was being resolved): the release must open the next incident."""
+    signals: list[Signal] = []
+    m, s = monitor(signals), spec(retries=2)
+    exit_evidence = "by the process's exit"
+    m.observe(s, bad(1.0, Failure.UNREACHABLE), pushed=True, evidence=exit_evidence)
+    m.own(KEY, 1)
+    m.observe(s, good(2.0))
+    m.observe(s, bad(3.0, Failure.UNREACHABLE), pushed=True, evidence=exit_evidence)
+    assert len(of(signals, Confirmed)) == 1  # owned: nothing opens yet
+    m.release(s, IncidentType.UNREACHABLE, recovered=True, restarted=True)
+    confirmed = of(signals, Confirmed)
+    assert len(confirmed) == 2
+    assert confirmed[1].evidence == exit_evidence  # type: ignore[attr-defined]
+    assert confirmed[1].crash_loop == 1  # type: ignore[attr-defined]
+
+
+def test_an_exit_during_a_failed_verification_is_left_to_the_open_incident() -> None:
+    signals: list[Signal] = []
+    m, s = monitor(signals), spec(retries=2)
+    m.observe(s, bad(1.0, Failure.UNREACHABLE), pushed=True, evidence="exit")
+    m.own(KEY, 1)
+    m.observe(s, bad(2.0, Failure.UNREACHABLE), pushed=True, evidence="exit")
+    m.release(s, IncidentType.UNREACHABLE, recovered=False, restarted=True)
+    assert len(of(signals, Confirmed)) == 1  # its heal loop acts again; no second incident
+
+
 def test_failing_again_after_another_fix_recovered_it_is_flapping() -> None:
     signals: list[Signal] = []
     m, s = monitor(signals, changes=4), spec(retries=2)

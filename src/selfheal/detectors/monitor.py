@@ -128,6 +128,9 @@ class ServiceState:
     owned_by: int | None = None  # incident whose action and verification own the probes
     healed_at: float | None = None  # when our own fix last recovered the service
     crash_loops: int = 0  # failures in a row soon after our fix recovered it
+    # a failure the agent saw itself (a process exit) while our own fix owned the probes:
+    # kept for ``release``, so a crash right after a verified restart is never lost
+    seen_while_owned: tuple[Sample, str] | None = None
 
 
 def status_of(sample: Sample, symptoms: tuple[Symptom, ...]) -> tuple[ServiceStatus, str]:
@@ -234,7 +237,22 @@ class Monitor:
         if state.flaps.flapping and state.flaps.settled(sample.at, window=self.flapping.window):
             self._on_signal(FlapSettled(spec, sample))
         if in_grace:
+            if evidence is not None and state.owned_by is not None and not sample.ok:
+                state.seen_while_owned = (sample, evidence)
             return spec.interval
+        self._count(spec, state, sample, symptoms, confirmed, evidence)
+        return spec.retry_delay if state.hysteresis.pending else spec.interval
+
+    def _count(
+        self,
+        spec: ServiceSpec,
+        state: ServiceState,
+        sample: Sample,
+        symptoms: tuple[Symptom, ...],
+        confirmed: bool,
+        evidence: str | None,
+    ) -> None:
+        """Feed hysteresis; signal what it confirms or clears."""
         was_healthy = not state.hysteresis.active
         changes = state.hysteresis.update(
             symptoms,
@@ -243,7 +261,6 @@ class Monitor:
         )
         if changes is not None:
             self._confirm(spec, state, sample, changes, was_healthy, confirmed, evidence)
-        return spec.retry_delay if state.hysteresis.pending else spec.interval
 
     def _confirm(
         self,
@@ -297,8 +314,9 @@ class Monitor:
         if state is None:
             return
         state.owned_by = None
+        seen, state.seen_while_owned = state.seen_while_owned, None
         if not recovered:
-            return
+            return  # the incident stays open: its heal loop acts again
         state.hysteresis.forget(kind)
         if restarted:
             state.healed_at = time.time()
@@ -306,6 +324,10 @@ class Monitor:
             state.healed_at = None
             if not state.hysteresis.active and state.last is not None:
                 self._count_flap(spec, state, state.last)
+        if seen is not None and state.status is ServiceStatus.DOWN:
+            # it was verified healthy, then exited before the probes were released
+            sample, evidence = seen
+            self._count(spec, state, sample, evaluate(sample, spec.thresholds), False, evidence)
 
     def start_grace(self, key: ServiceKey, seconds: float) -> None:
         """After a restart: for ``seconds``, probes of the service do not count."""
