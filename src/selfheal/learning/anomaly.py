@@ -83,7 +83,9 @@ class AnomalyDetector:
     """Streaming detector for one metric of one service."""
 
     __slots__ = (
+        "_alert_range",
         "_alert_value",
+        "_coarse",
         "_extreme",
         "_last_alert",
         "_last_timestamp",
@@ -100,6 +102,7 @@ class AnomalyDetector:
     def __init__(self, config: AnomalyConfig | None = None) -> None:
         self.config = config or _DEFAULT_CONFIG
         self._resolutions = [_Resolution(b, self.config) for b in self.config.block_sizes]
+        self._coarse = tuple(self._resolutions[1:])
         block = self.config.confirm_block
         self._extreme = _ExtremeView(block, self.config) if block else None
         self._seasonal = _SeasonalView(self.config) if self.config.seasonal_block else None
@@ -113,6 +116,7 @@ class AnomalyDetector:
         self._peak_bits = 0.0
         self._peak_value = math.nan
         self._alert_value = math.nan
+        self._alert_range: tuple[float, float] | None = None
 
     @property
     def samples(self) -> int:
@@ -142,6 +146,16 @@ class AnomalyDetector:
         """
         return _finite_or_none(self._alert_value)
 
+    @property
+    def alert_range(self) -> tuple[float, float] | None:
+        """The range of raw values learned just before the value that raised the latest alert.
+
+        What "normal" was before the alert (``normal_range`` at that moment),
+        kept so that the owner need not copy the range before every value.
+        None before any alert, and after ``from_state`` until the next one.
+        """
+        return self._alert_range
+
     def update(self, value: float, timestamp: float) -> float:
         """Score `value` (seen at unix time `timestamp`) in [0, 1], then learn it.
 
@@ -152,11 +166,31 @@ class AnomalyDetector:
         """
         if not math.isfinite(value):
             return 0.0
-        if math.isfinite(timestamp):
-            self._last_timestamp = max(self._last_timestamp, timestamp)
-        resolutions = self._resolutions
-        bits, cause = self._confirmed(resolutions[0].update(value), value)
-        for resolution in resolutions[1:]:
+        if timestamp > self._last_timestamp and math.isfinite(timestamp):
+            self._last_timestamp = timestamp
+        config = self.config
+        raw = self._resolutions[0]
+        low, high = raw.quantiser.low, raw.quantiser.high  # the range before this value
+        bits, cause = raw.update(value), value
+        extreme = self._extreme
+        if extreme is not None:  # confirmation, inline: this runs for every value
+            if bits >= self._peak_bits:  # the most surprising raw value of the block
+                self._peak_bits, self._peak_value = bits, value
+            extreme_bits = extreme.update(value)
+            if not extreme.ready:  # a view added to an older detector: raw bits as they were
+                self._peak_bits, self._peak_value = 0.0, math.nan
+            elif extreme_bits is None:  # mid-block: only a raw surprise twice the level counts
+                bits -= config.alert_bits
+            else:  # end of a block: blend its peak with the extreme view's bits
+                weight = config.confirm_weight
+                blended = (1.0 - weight) * self._peak_bits + weight * extreme_bits
+                unconfirmed = bits - config.alert_bits
+                if unconfirmed > blended:
+                    bits = unconfirmed
+                else:
+                    bits, cause = blended, self._peak_value
+                self._peak_bits, self._peak_value = 0.0, math.nan
+        for resolution in self._coarse:
             coarse_bits = resolution.update(value)
             if coarse_bits > bits:
                 bits, cause = coarse_bits, value
@@ -170,50 +204,24 @@ class AnomalyDetector:
                 week_bits = weekly.update(value, timestamp, seasonal.residual_square)
                 if week_bits is not None and week_bits > bits and weekly.ready:
                     bits, cause = week_bits, value
-        if self._runs is not None:
-            run_bits = self._runs.update(value)
+        runs = self._runs
+        if runs is not None:
+            run_bits = runs.update(value)
             if run_bits > bits:
                 bits, cause = run_bits, value
-        self._seen += 1
-        if self._seen <= self.config.warmup_samples:
+        self._seen = seen = self._seen + 1
+        if seen <= config.warmup_samples:
             return 0.0
-        bits = self._deduplicate(bits)
-        if self._last_alert == self._seen:
-            self._alert_value = cause
-        return self._score(bits)
-
-    def _confirmed(self, raw_bits: float, value: float) -> tuple[float, float]:
-        """Raw bits after confirmation by the block-extreme view, and the value they are about."""
-        extreme = self._extreme
-        if extreme is None:
-            return raw_bits, value
-        if raw_bits >= self._peak_bits:
-            self._peak_bits, self._peak_value = raw_bits, value
-        extreme_bits = extreme.update(value)
-        if not extreme.ready:  # a view added to an older detector: raw bits as they were
-            self._peak_bits, self._peak_value = 0.0, math.nan
-            return raw_bits, value
-        if extreme_bits is None:
-            return raw_bits - self.config.alert_bits, value
-        peak_bits, peak_value = self._peak_bits, self._peak_value
-        self._peak_bits, self._peak_value = 0.0, math.nan
-        weight = self.config.confirm_weight
-        blended = (1.0 - weight) * peak_bits + weight * extreme_bits
-        unconfirmed = raw_bits - self.config.alert_bits
-        if unconfirmed > blended:
-            return unconfirmed, value
-        return blended, peak_value
-
-    def _deduplicate(self, bits: float) -> float:
-        """One alert per incident: after an alert, stay quiet for `rest_samples`."""
-        if self._last_alert >= 0 and self._seen - self._last_alert <= self.config.rest_samples:
+        # one alert per incident: after an alert, stay quiet for `rest_samples`
+        last_alert = self._last_alert
+        if last_alert >= 0 and seen - last_alert <= config.rest_samples:
             return 0.0
-        if bits >= self.config.alert_bits:
-            self._last_alert = self._seen
-        return bits
-
-    def _score(self, bits: float) -> float:
-        return bits / (bits + self.config.alert_bits) if bits > 0 else 0.0
+        if not bits >= config.alert_bits:
+            return bits / (bits + config.alert_bits) if bits > 0 else 0.0
+        self._last_alert = seen
+        self._alert_value = cause
+        self._alert_range = None if low != low else (low, high)
+        return bits / (bits + config.alert_bits)
 
     def to_state(self) -> dict[str, object]:
         """JSON-serialisable snapshot; `from_state` continues exactly from here."""

@@ -15,6 +15,8 @@ from selfheal.learning.anomaly_config import AnomalyConfig
 
 _COUNT_MAX = 65535  # counts are stored as unsigned 16-bit integers ...
 _COUNT_UNIT = 4  # ... in quarters, so that halving keeps fractions down to 1/4
+_COUNT_ROOM = _COUNT_MAX - _COUNT_UNIT  # a row whose total is above this stops counting
+_exp, _log, _log2 = math.exp, math.log, math.log2  # module globals: the hot path's look-ups
 
 
 def _elias_gamma_bits(k: int) -> int:
@@ -23,7 +25,13 @@ def _elias_gamma_bits(k: int) -> int:
 
 
 class _RangeQuantiser:
-    """Maps a value to a bin of the slowly shrinking range of past values."""
+    """The slowly shrinking range of past values, cut into `levels` bins.
+
+    A value inside the range is the symbol of its bin; outside, an escape
+    symbol (`levels` below, `levels + 1` above) plus the bits of how far. Then
+    the range widens to the value and shrinks a little towards recent values.
+    ``_View.code`` does this inline: it runs for every symbol.
+    """
 
     __slots__ = ("high", "levels", "low", "magnitude_bits", "shrink")
 
@@ -39,33 +47,12 @@ class _RangeQuantiser:
         """Bins plus the two escape symbols (below, above)."""
         return self.levels + 2
 
-    def encode(self, x: float) -> tuple[int, float]:
-        """Symbol for x and the extra bits spent on an out-of-range distance."""
-        if math.isnan(self.low):
-            return 0, 0.0
-        width = (self.high - self.low) / self.levels
-        if x > self.high:
-            return self.levels + 1, self._distance_bits(x - self.high, width)
-        if x < self.low:
-            return self.levels, self._distance_bits(self.low - x, width)
-        if width <= 0:
-            return 0, 0.0
-        return min(self.levels - 1, int((x - self.low) / width)), 0.0
-
-    def _distance_bits(self, distance: float, width: float) -> float:
+    def distance_bits(self, distance: float, width: float) -> float:
+        """Bits of how many bin widths a value lies outside the range."""
         if width <= 0:
             return 0.0
         steps = min(distance / width, 1e300)
         return self.magnitude_bits * _elias_gamma_bits(max(1, math.ceil(steps)))
-
-    def learn(self, x: float) -> None:
-        """Widen the range to x, then let it shrink a little towards recent values."""
-        if math.isnan(self.low):
-            self.low = self.high = x
-            return
-        span = self.high - self.low
-        self.high = max(x, self.high - self.shrink * span)
-        self.low = min(x, self.low + self.shrink * span)
 
 
 class _ContextModel:
@@ -80,6 +67,7 @@ class _ContextModel:
         "log_weights",
         "order",
         "prior",
+        "prior_total",
         "seen",
         "totals",
     )
@@ -88,6 +76,7 @@ class _ContextModel:
         self.alphabet = alphabet
         self.order = order
         self.prior = config.prior * _COUNT_UNIT
+        self.prior_total = self.prior * alphabet
         self.discount = config.weight_discount
         self.halve_every = config.halve_every
         # counts[k][ctx * alphabet + symbol]; totals[k][ctx]; ctx indexes the
@@ -104,11 +93,95 @@ class _ContextModel:
         One pass over the orders: each order's probability of `symbol` in its
         context, mixed by the weights, then the weight and the count updated.
         Orders whose context is longer than the history so far predict
-        uniformly and learn nothing.
+        uniformly and learn nothing. The default orders (2 for raw values, 1
+        for the other views) with a full history take an unrolled path: it is
+        most of the detector's time, and it does the same arithmetic in the
+        same order as the loop, so the bits are identical.
         """
+        history = self.history
+        order = self.order
+        if order == 2 and len(history) == 2:
+            bits = self._full_order2(symbol, history)
+        elif order == 1 and history:
+            bits = self._full_order1(symbol, history)
+        else:
+            bits = self._any_order(symbol)
+        self.seen += 1
+        if self.seen % self.halve_every == 0:
+            self._halve()
+        return bits
+
+    def _full_order2(self, symbol: int, history: list[int]) -> float:
+        a = self.alphabet
+        prior, prior_total = self.prior, self.prior_total
+        counts0, counts1, counts2 = self.counts
+        totals0, totals1, totals2 = self.totals
+        log_weights = self.log_weights
+        lw0, lw1, lw2 = log_weights
+        top = lw0  # max(log_weights), as the builtin does it
+        if lw1 > top:
+            top = lw1
+        if lw2 > top:
+            top = lw2
+        total = totals0[0]
+        q0 = (counts0[symbol] + prior) / (total + prior_total)
+        if total <= _COUNT_ROOM:
+            counts0[symbol] += _COUNT_UNIT
+            totals0[0] = total + _COUNT_UNIT
+        ctx = newest = history[1]
+        slot = ctx * a + symbol
+        total = totals1[ctx]
+        q1 = (counts1[slot] + prior) / (total + prior_total)
+        if total <= _COUNT_ROOM:
+            counts1[slot] += _COUNT_UNIT
+            totals1[ctx] = total + _COUNT_UNIT
+        ctx = ctx * a + history[0]
+        slot = ctx * a + symbol
+        total = totals2[ctx]
+        q2 = (counts2[slot] + prior) / (total + prior_total)
+        if total <= _COUNT_ROOM:
+            counts2[slot] += _COUNT_UNIT
+            totals2[ctx] = total + _COUNT_UNIT
+        w0, w1, w2 = _exp(lw0 - top), _exp(lw1 - top), _exp(lw2 - top)
+        discount = self.discount
+        log_weights[0] = discount * lw0 + _log(q0)
+        log_weights[1] = discount * lw1 + _log(q1)
+        log_weights[2] = discount * lw2 + _log(q2)
+        history[0], history[1] = newest, symbol
+        return -_log2((w0 * q0 + w1 * q1 + w2 * q2) / (w0 + w1 + w2))
+
+    def _full_order1(self, symbol: int, history: list[int]) -> float:
+        a = self.alphabet
+        prior, prior_total = self.prior, self.prior_total
+        counts0, counts1 = self.counts
+        totals0, totals1 = self.totals
+        log_weights = self.log_weights
+        lw0, lw1 = log_weights
+        top = lw1 if lw1 > lw0 else lw0  # max(log_weights)
+        total = totals0[0]
+        q0 = (counts0[symbol] + prior) / (total + prior_total)
+        if total <= _COUNT_ROOM:
+            counts0[symbol] += _COUNT_UNIT
+            totals0[0] = total + _COUNT_UNIT
+        ctx = history[0]
+        slot = ctx * a + symbol
+        total = totals1[ctx]
+        q1 = (counts1[slot] + prior) / (total + prior_total)
+        if total <= _COUNT_ROOM:
+            counts1[slot] += _COUNT_UNIT
+            totals1[ctx] = total + _COUNT_UNIT
+        w0, w1 = _exp(lw0 - top), _exp(lw1 - top)
+        discount = self.discount
+        log_weights[0] = discount * lw0 + _log(q0)
+        log_weights[1] = discount * lw1 + _log(q1)
+        history[0] = symbol
+        return -_log2((w0 * q0 + w1 * q1) / (w0 + w1))
+
+    def _any_order(self, symbol: int) -> float:
+        """The general loop: any order, a history not yet full."""
         a = self.alphabet
         prior = self.prior
-        prior_total = prior * a
+        prior_total = self.prior_total
         discount = self.discount
         log_weights = self.log_weights
         history = self.history
@@ -128,7 +201,7 @@ class _ContextModel:
                 slot = ctx * a + symbol
                 total = totals[ctx]
                 q = (counts[slot] + prior) / (total + prior_total)
-                if total <= _COUNT_MAX - _COUNT_UNIT:
+                if total <= _COUNT_ROOM:
                     counts[slot] += _COUNT_UNIT
                     totals[ctx] = total + _COUNT_UNIT
             mixed += weight * q
@@ -137,9 +210,6 @@ class _ContextModel:
             history.append(symbol)
             if known >= self.order:
                 del history[0]
-        self.seen += 1
-        if self.seen % self.halve_every == 0:
-            self._halve()
         return -math.log2(mixed / norm)
 
     def _halve(self) -> None:
@@ -194,10 +264,29 @@ class _View:
 
     def code(self, x: float) -> float:
         """Bits to encode x, then learn it."""
-        symbol, extra = self.quantiser.encode(x)
-        bits = self.model.surprisal(symbol) + extra
-        self.quantiser.learn(x)
-        return bits
+        quantiser = self.quantiser
+        low, high = quantiser.low, quantiser.high
+        if low != low:  # nan: the first value
+            quantiser.low = quantiser.high = x
+            return self.model.surprisal(0) + 0.0
+        span = high - low
+        shrink = quantiser.shrink * span
+        shrunk = high - shrink
+        quantiser.high = shrunk if shrunk > x else x
+        shrunk = low + shrink
+        quantiser.low = shrunk if shrunk < x else x
+        levels = quantiser.levels
+        width = span / levels
+        if x > high:
+            return self.model.surprisal(levels + 1) + quantiser.distance_bits(x - high, width)
+        if x < low:
+            return self.model.surprisal(levels) + quantiser.distance_bits(low - x, width)
+        symbol = 0
+        if width > 0:
+            symbol = int((x - low) / width)
+            if symbol >= levels:
+                symbol = levels - 1
+        return self.model.surprisal(symbol) + 0.0
 
     def _view_state(self) -> dict[str, object]:
         return {

@@ -38,6 +38,8 @@ class _Resolution(_View):
 
     def update(self, x: float) -> float:
         """Surprisal in bits when a block completes, else 0 (no new evidence)."""
+        if self.block == 1:  # the raw values: the mean of one value (0.0 + x, as below)
+            return self.code(0.0 + x)
         self.total += x
         self.filled += 1
         if self.filled < self.block:
@@ -85,8 +87,10 @@ class _ExtremeView(_View):
         """Surprisal in bits of the block's extreme when a block completes, else None."""
         self.total += x
         self.filled += 1
-        self.highest = max(self.highest, x)
-        self.lowest = min(self.lowest, x)
+        if x > self.highest:
+            self.highest = x
+        if x < self.lowest:
+            self.lowest = x
         if self.filled < self.block:
             return None
         mean = self.total / self.filled
