@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from selfheal.learning.anomaly import AnomalyConfig, AnomalyDetector, score_csv, score_series
+from selfheal.learning.anomaly_views import _RunView
 
 START = 1_700_000_000.0
 STEP = 300.0  # five-minute samples, as most monitored metrics
@@ -292,7 +293,7 @@ def test_loads_a_version_2_state_whose_weekly_view_starts_empty():
     for v, t in zip(values[:cut], times[:cut], strict=True):
         first.update(v, t)
     state = json.loads(json.dumps(first.to_state()))
-    del state["weekly"], state["config"]["weekly"], state["runs"], state["config"]["stuck"]
+    del state["weekly"], state["runs"]
     state["version"] = 2
     second = AnomalyDetector.from_state(state)
     assert second.config == AnomalyConfig()
@@ -323,6 +324,22 @@ def test_from_state_rejects_views_that_do_not_match_the_configuration():
     state["extreme"] = "nonsense"
     with pytest.raises(ValueError, match="bad detector state"):
         AnomalyDetector.from_state(state)
+
+
+def test_a_state_saved_with_the_retired_switches_off_loads_with_those_views_empty():
+    # before "weekly" and "stuck" were removed, a configuration could switch the
+    # weekly and run views off; such a state loads, and those views start empty
+    detector = AnomalyDetector()
+    for v, t in zip(sinusoid(400), stamps(400), strict=True):
+        detector.update(v, t)
+    state = json.loads(json.dumps(detector.to_state()))
+    state["config"].update(weekly=False, stuck=False)
+    state["weekly"] = state["runs"] = None
+    loaded = AnomalyDetector.from_state(state)
+    fresh = AnomalyDetector().to_state()
+    assert loaded.to_state()["weekly"] == fresh["weekly"]
+    assert loaded.to_state()["runs"] == fresh["runs"]
+    assert loaded.config == AnomalyConfig()
 
 
 def test_new_views_can_be_turned_off_and_are_validated():
@@ -388,5 +405,9 @@ def test_a_stuck_continuous_value_alerts_once_but_a_quantised_one_does_not():
     # counts that are often equal in a row: the run view says nothing (the
     # block means may still find two hours of zeros odd)
     counts = [float(rng.choice((0, 0, 0, 1, 2))) for _ in range(3000)] + [0.0] * 300
-    without = score_series(stamps(3300), counts, AnomalyConfig(stuck=False))
-    assert score_series(stamps(3300), counts) == without
+    runs = _RunView(AnomalyConfig().alert_bits)
+    assert all(runs.update(v) == 0.0 for v in counts)
+    # one exact repeat makes a metric quantised: a later long run is not news
+    once = [*continuous[:1000], continuous[999], *continuous[1000:]]
+    runs = _RunView(AnomalyConfig().alert_bits)
+    assert all(runs.update(v) == 0.0 for v in once)

@@ -66,6 +66,7 @@ from selfheal.learning.anomaly_views import (
 __all__ = ["AnomalyConfig", "AnomalyDetector", "score_csv", "score_series"]
 
 _NEVER = 2**62  # the due sample number of a detector without block views
+_RETIRED_KNOBS = ("weekly", "stuck")  # in the config of states saved before they were removed
 _STATE_VERSION = 3  # 3 added the weekly and run views; 2 and 1 still load
 _DEFAULT_CONFIG = AnomalyConfig()
 # Version 1 states carry the configuration of the first detector, which had no
@@ -119,9 +120,10 @@ class AnomalyDetector:
         block = self.config.confirm_block
         self._extreme = _ExtremeView(block, self.config) if block else None
         self._seasonal = _SeasonalView(self.config) if self.config.seasonal_block else None
-        weekly = self.config.weekly and self._seasonal is not None
-        self._weekly = _SeasonalView(self.config, days=7) if weekly else None
-        self._runs = _RunView(self.config.alert_bits) if self.config.stuck else None
+        # the weekly view is gated by the daily one, so it comes with it
+        seasonal = self._seasonal is not None
+        self._weekly = _SeasonalView(self.config, days=7) if seasonal else None
+        self._runs = _RunView(self.config.alert_bits)
         # views of blocks, in the order they are consulted (raw, extreme, coarse, seasonal,
         # weekly; `_dues` in the same order); the raw values are coded as they come
         raw = self._resolutions[0]
@@ -301,7 +303,7 @@ class AnomalyDetector:
             "extreme": None if extreme is None else extreme.to_state(ring, seen),
             "seasonal": None if seasonal is None else seasonal.to_state(ring, seen),
             "weekly": None if weekly is None else weekly.to_state(ring, seen),
-            "runs": None if self._runs is None else self._runs.to_state(),
+            "runs": self._runs.to_state(),
         }
 
     @classmethod
@@ -333,7 +335,10 @@ class AnomalyDetector:
             config = _DEFAULT_CONFIG
         else:
             blocks = tuple(_as_int(b) for b in _as_list(raw["block_sizes"]))
-            config = AnomalyConfig(**{**raw, "block_sizes": blocks})
+            # "weekly" and "stuck" were switches of the weekly and run views, which
+            # are now always on: a state saved with either off gets that view empty
+            knobs = {k: v for k, v in raw.items() if k not in _RETIRED_KNOBS}
+            config = AnomalyConfig(**{**knobs, "block_sizes": blocks})
         detector = cls(config)
         detector._seen = seen = _as_int(state["seen"])
         for block_view in detector._blocks:  # views the state lacks begin a block here
@@ -363,7 +368,10 @@ class AnomalyDetector:
             (self._seasonal, state["seasonal"]),
         ]
         if version == _STATE_VERSION:  # a version-2 state's weekly and run views start empty
-            views += [(self._weekly, state["weekly"]), (self._runs, state["runs"])]
+            if state["weekly"] is not None or self._weekly is None:
+                views.append((self._weekly, state["weekly"]))
+            if state["runs"] is not None:
+                views.append((self._runs, state["runs"]))
         for view, sub in views:
             if (view is None) != (sub is None):
                 raise ValueError("bad detector state: views do not match the configuration")

@@ -22,7 +22,6 @@ _SEASON_SQUARE_WEIGHT = 0.02  # EWMA weight of its mean squares (about 50 blocks
 _SEASON_CLIP = 3.0  # largest profile update, in root-mean-square residuals
 _RUN_MIN = 12  # an unchanged value counts as stuck after an hour of 5-minute samples
 _RUN_MEMORY = 4096  # samples remembered (halved beyond), so that old behaviour fades
-_RUN_RARE = 100  # values of a continuous metric repeat less than once in this many samples
 
 
 class _BlockView(_View):
@@ -295,11 +294,12 @@ class _RunView:
     the current run outlasts all `runs` runs before it is 1 / (runs + 1), and
     outlasting the longest by a factor f costs log2(f) more bits. The view
     speaks once per run, and only for runs of at least `_RUN_MIN` samples, so
-    a value that merely repeats by chance (rounding) is not an event. It only
-    watches continuous metrics, whose values repeat exactly less than once in
-    `_RUN_RARE` samples: for counts and rounded gauges (nights of zero tweets,
-    an idle disk) long unchanged stretches are normal. A metric that never
-    changed (a flat line) has no runs to compare with: silent.
+    a moment's standstill is not an event. It only watches continuous metrics,
+    whose values never repeat exactly (outside the current run): a metric
+    that has repeated a value is a count or a rounded gauge (nights of zero
+    tweets, an idle disk), for which long unchanged stretches are normal. A
+    metric that never changed (a flat line) has no runs to compare with:
+    silent.
     """
 
     __slots__ = ("alert_bits", "fired", "last", "longest", "run", "runs", "samples")
@@ -328,8 +328,9 @@ class _RunView:
         self.run += 1
         if self.fired or not self.runs or self.run < _RUN_MIN or self.run <= self.longest:
             return 0.0
-        # repeats = samples - runs (every sample either starts a run or repeats)
-        if _RUN_RARE * (self.samples - self.runs - self.run) > self.samples:
+        # only for a metric whose values have not repeated outside this run: every
+        # sample starts a run or repeats one, so those repeats are samples - runs - run
+        if self.samples - self.runs - self.run > 0:
             return 0.0
         bits = math.log2(self.runs + 1) + math.log2(self.run / self.longest)
         self.fired = bits >= self.alert_bits
