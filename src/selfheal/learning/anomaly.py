@@ -27,9 +27,10 @@ The score is the largest of the confirmed bits and the bits of the coarse and
 seasonal views, after one-alert-per-incident de-duplication, mapped to [0, 1].
 
 Every structure is bounded: counts live in fixed-size 16-bit `array` buffers
-(about 5.4 KB per detector with the defaults, about 12 KB with Python's object
-overhead) and are halved regularly so that old behaviour fades. An update
-costs a few array look-ups and logarithms: about 8 microseconds in CPython.
+(about 13 KB per detector with Python's object overhead) and are halved
+regularly so that old behaviour fades. An update costs a few array look-ups
+and logarithms: about 5 microseconds in CPython with its memory in cache, 7-12
+in an agent scoring thousands of detectors in turn (docs/anomaly.md, Cost).
 
 The knobs are in ``anomaly_config``, the symbol and context models in
 ``anomaly_model``, the views in ``anomaly_views``. NAB results and the things

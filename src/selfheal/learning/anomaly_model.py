@@ -17,6 +17,7 @@ _COUNT_MAX = 65535  # counts are stored as unsigned 16-bit integers ...
 _COUNT_UNIT = 4  # ... in quarters, so that halving keeps fractions down to 1/4
 _COUNT_ROOM = _COUNT_MAX - _COUNT_UNIT  # a row whose total is above this stops counting
 _exp, _log, _log2 = math.exp, math.log, math.log2  # module globals: the hot path's look-ups
+_SHARED: dict[float, float] = {}  # canonical float objects of the models' settings
 
 
 def _elias_gamma_bits(k: int) -> int:
@@ -83,8 +84,10 @@ class _ContextModel:
     def __init__(self, alphabet: int, order: int, config: AnomalyConfig) -> None:
         self.alphabet = alphabet
         self.order = order
-        self.prior = config.prior * _COUNT_UNIT
-        self.prior_total = self.prior * alphabet
+        # one float object for every model with these settings, not one each:
+        # in an agent with thousands of detectors a shared object stays in cache
+        self.prior = _SHARED.setdefault(config.prior * _COUNT_UNIT, config.prior * _COUNT_UNIT)
+        self.prior_total = _SHARED.setdefault(self.prior * alphabet, self.prior * alphabet)
         self.discount = config.weight_discount
         self.halve_every = config.halve_every
         row = alphabet + 1

@@ -1,11 +1,11 @@
 """Learned baselines: one streaming anomaly detector per (service, metric).
 
-What is fed, and why. The detector (``learning.anomaly``) costs ~8 us and
-~12 KB per instance and counts *samples*, not seconds: its block sizes and
+What is fed, and why. The detector (``learning.anomaly``) costs ~5-10 us and
+~13 KB per instance and counts *samples*, not seconds: its block sizes and
 quiet period were validated on 5-minute and hourly data. Feeding it every
 probe would tie what it learns to each service's probe interval (a 24-sample
-block is 4 minutes at 10 s probes, 2 hours at 5 minutes) and cost 8 us per
-metric per probe. So the probe hot path only *accumulates*: ``add`` folds a
+block is 4 minutes at 10 s probes, 2 hours at 5 minutes) and cost its CPU
+per metric per probe. So the probe hot path only *accumulates*: ``add`` folds a
 healthy sample into the service's open period (a few float additions, like
 the minute rollups). Every ``period`` seconds (``ANOMALY_PERIOD``, 300 by
 default) the period's mean of each metric becomes one detector value, scored
