@@ -9,7 +9,7 @@ state a long-running agent sees, not the cheaper first days.
 A shared machine's load moves such a figure by 20-50 %, so the same workload
 also runs through a *reference*: the learning modules of another git revision
 (``--reference``, default HEAD), imported side by side under another package
-name. Each period is scored by one, then by the other; the medians, the
+name. Each period is scored by both, the first one alternating; the medians, the
 fastest period of each and the median of the per-period ratios are printed.
 The ratio is what a change is judged by; the fastest period is the closest
 to an idle machine.
@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> None:
             for batch in data[: opts.warm]:
                 feed(tracker, batch)
         per: dict[str, list[float]] = {label: [] for label in trackers}
-        for batch in data[opts.warm :]:
-            for label, tracker in trackers.items():
+        for i, batch in enumerate(data[opts.warm :]):
+            order = list(trackers.items())
+            for label, tracker in order if i % 2 else order[::-1]:  # who goes first alternates
                 cpu, values = feed(tracker, batch)
                 per[label].append(1e6 * cpu / values)
     print(
