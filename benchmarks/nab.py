@@ -52,14 +52,13 @@ PROFILES = {"standard": 1.0, "reward_low_FP_rate": 1.0, "reward_low_FN_rate": 2.
 GRID = [round(0.30 + 0.0025 * i, 4) for i in range(201)]
 
 # The settings the folds choose from. Each is a switch with a reason of its
-# own (not a value fitted to a NAB file): the default, and each of the four
-# views that can be left out (confirmation, seasonal, 8-hour block means, weekly).
+# own (not a value fitted to a NAB file): the default, and each of the three
+# views that can be left out (confirmation, seasonal, 8-hour block means).
 SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "no-confirm": {"confirm_block": 0},
     "no-season": {"seasonal_block": 0},
     "no-8h": {"block_sizes": (1, 24)},
-    "no-week": {"weekly": False},
 }
 
 Curve = list[float]  # raw NAB score of one file at each grid threshold

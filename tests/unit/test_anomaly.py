@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from selfheal.learning.anomaly import AnomalyConfig, AnomalyDetector, score_csv, score_series
+from selfheal.learning.anomaly_views import _RunView
 
 START = 1_700_000_000.0
 STEP = 300.0  # five-minute samples, as most monitored metrics
@@ -99,6 +100,33 @@ def test_state_round_trip_continues_identically():
     second = AnomalyDetector.from_state(state)
     got += [second.update(v, t) for v, t in zip(values[1234:], times[1234:], strict=True)]
     assert got == expected
+
+
+@pytest.mark.parametrize("config", [AnomalyConfig(), AnomalyConfig(block_sizes=(2, 24, 96))])
+def test_reloading_mid_block_again_and_again_changes_nothing(config):
+    # block views add their values up when a block ends (from the detector's ring
+    # of recent values); a state saved mid-block carries the partial sum instead
+    values = daily_square_wave(4, missing_day=3, seed=5)
+    times = [DAY_START + STEP * i for i in range(len(values))]
+    steady, reloaded = AnomalyDetector(config), AnomalyDetector(config)
+    for i, (v, t) in enumerate(zip(values, times, strict=True)):
+        assert reloaded.update(v, t) == steady.update(v, t), f"sample {i}"
+        if i % 7 == 0:
+            reloaded = AnomalyDetector.from_state(json.loads(json.dumps(reloaded.to_state())))
+            assert reloaded.to_state() == steady.to_state(), f"state after sample {i}"
+
+
+def test_an_alert_keeps_the_range_learned_before_it():
+    detector = AnomalyDetector()
+    values = sinusoid(1000)
+    values[800] += 100.0
+    alerts = []
+    for i, (v, t) in enumerate(zip(values, stamps(1000), strict=True)):
+        before = detector.normal_range()
+        if detector.update(v, t) >= 0.5:
+            assert detector.alert_range == before
+            alerts.append(i)
+    assert 800 in alerts
 
 
 def test_state_round_trip_keeps_config():
@@ -265,7 +293,7 @@ def test_loads_a_version_2_state_whose_weekly_view_starts_empty():
     for v, t in zip(values[:cut], times[:cut], strict=True):
         first.update(v, t)
     state = json.loads(json.dumps(first.to_state()))
-    del state["weekly"], state["config"]["weekly"], state["runs"], state["config"]["stuck"]
+    del state["weekly"], state["runs"]
     state["version"] = 2
     second = AnomalyDetector.from_state(state)
     assert second.config == AnomalyConfig()
@@ -296,6 +324,22 @@ def test_from_state_rejects_views_that_do_not_match_the_configuration():
     state["extreme"] = "nonsense"
     with pytest.raises(ValueError, match="bad detector state"):
         AnomalyDetector.from_state(state)
+
+
+def test_a_state_saved_with_the_retired_switches_off_loads_with_those_views_empty():
+    # before "weekly" and "stuck" were removed, a configuration could switch the
+    # weekly and run views off; such a state loads, and those views start empty
+    detector = AnomalyDetector()
+    for v, t in zip(sinusoid(400), stamps(400), strict=True):
+        detector.update(v, t)
+    state = json.loads(json.dumps(detector.to_state()))
+    state["config"].update(weekly=False, stuck=False)
+    state["weekly"] = state["runs"] = None
+    loaded = AnomalyDetector.from_state(state)
+    fresh = AnomalyDetector().to_state()
+    assert loaded.to_state()["weekly"] == fresh["weekly"]
+    assert loaded.to_state()["runs"] == fresh["runs"]
+    assert loaded.config == AnomalyConfig()
 
 
 def test_new_views_can_be_turned_off_and_are_validated():
@@ -361,5 +405,9 @@ def test_a_stuck_continuous_value_alerts_once_but_a_quantised_one_does_not():
     # counts that are often equal in a row: the run view says nothing (the
     # block means may still find two hours of zeros odd)
     counts = [float(rng.choice((0, 0, 0, 1, 2))) for _ in range(3000)] + [0.0] * 300
-    without = score_series(stamps(3300), counts, AnomalyConfig(stuck=False))
-    assert score_series(stamps(3300), counts) == without
+    runs = _RunView(AnomalyConfig().alert_bits)
+    assert all(runs.update(v) == 0.0 for v in counts)
+    # one exact repeat makes a metric quantised: a later long run is not news
+    once = [*continuous[:1000], continuous[999], *continuous[1000:]]
+    runs = _RunView(AnomalyConfig().alert_bits)
+    assert all(runs.update(v) == 0.0 for v in once)

@@ -27,9 +27,10 @@ The score is the largest of the confirmed bits and the bits of the coarse and
 seasonal views, after one-alert-per-incident de-duplication, mapped to [0, 1].
 
 Every structure is bounded: counts live in fixed-size 16-bit `array` buffers
-(about 5.4 KB per detector with the defaults, about 12 KB with Python's object
-overhead) and are halved regularly so that old behaviour fades. An update
-costs a few array look-ups and logarithms: about 8 microseconds in CPython.
+(about 13 KB per detector with Python's object overhead) and are halved
+regularly so that old behaviour fades. An update costs a few array look-ups
+and logarithms: about 5 microseconds in CPython with its memory in cache, 7-12
+in an agent scoring thousands of detectors in turn (docs/anomaly.md, Cost).
 
 The knobs are in ``anomaly_config``, the symbol and context models in
 ``anomaly_model``, the views in ``anomaly_views``. NAB results and the things
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -54,10 +56,18 @@ from selfheal.learning.anomaly_model import (
     _finite_or_none,
     _nan_if_none,
 )
-from selfheal.learning.anomaly_views import _ExtremeView, _Resolution, _RunView, _SeasonalView
+from selfheal.learning.anomaly_views import (
+    _BlockView,
+    _ExtremeView,
+    _Resolution,
+    _RunView,
+    _SeasonalView,
+)
 
 __all__ = ["AnomalyConfig", "AnomalyDetector", "score_csv", "score_series"]
 
+_NEVER = 2**62  # the due sample number of a detector without block views
+_RETIRED_KNOBS = ("weekly", "stuck")  # in the config of states saved before they were removed
 _STATE_VERSION = 3  # 3 added the weekly and run views; 2 and 1 still load
 _DEFAULT_CONFIG = AnomalyConfig()
 # Version 1 states carry the configuration of the first detector, which had no
@@ -83,13 +93,20 @@ class AnomalyDetector:
     """Streaming detector for one metric of one service."""
 
     __slots__ = (
+        "_alert_range",
         "_alert_value",
+        "_blocks",
+        "_coarse",
+        "_confirming",
+        "_dues",
         "_extreme",
         "_last_alert",
         "_last_timestamp",
+        "_next_due",
         "_peak_bits",
         "_peak_value",
         "_resolutions",
+        "_ring",
         "_runs",
         "_seasonal",
         "_seen",
@@ -100,12 +117,26 @@ class AnomalyDetector:
     def __init__(self, config: AnomalyConfig | None = None) -> None:
         self.config = config or _DEFAULT_CONFIG
         self._resolutions = [_Resolution(b, self.config) for b in self.config.block_sizes]
+        self._coarse = tuple(self._resolutions[1:])
         block = self.config.confirm_block
         self._extreme = _ExtremeView(block, self.config) if block else None
         self._seasonal = _SeasonalView(self.config) if self.config.seasonal_block else None
-        weekly = self.config.weekly and self._seasonal is not None
-        self._weekly = _SeasonalView(self.config, days=7) if weekly else None
-        self._runs = _RunView(self.config.alert_bits) if self.config.stuck else None
+        # the weekly view is gated by the daily one, so it comes with it
+        seasonal = self._seasonal is not None
+        self._weekly = _SeasonalView(self.config, days=7) if seasonal else None
+        self._runs = _RunView(self.config.alert_bits)
+        # views of blocks, in the order they are consulted (raw, extreme, coarse, seasonal,
+        # weekly; `_dues` in the same order); the raw values are coded as they come
+        raw = self._resolutions[0]
+        views: list[_BlockView | None] = [raw] if raw.block > 1 else []
+        views += [self._extreme, *self._coarse, self._seasonal, self._weekly]
+        self._blocks = tuple(v for v in views if v is not None)
+        # the latest values, which the block views add up when their block is complete
+        self._ring = array("d", [0.0]) * max([1] + [v.block for v in self._blocks])
+        # when each of those views' block ends (a copy: reading it touches no view)
+        self._dues = array("q", [v.due for v in self._blocks])
+        self._next_due = min(self._dues, default=_NEVER)
+        self._confirming = self._extreme is not None and self._extreme.ready
         self._seen = 0
         self._last_alert = -1  # sample index of the latest alert, -1: none yet
         self._last_timestamp = -math.inf
@@ -113,6 +144,7 @@ class AnomalyDetector:
         self._peak_bits = 0.0
         self._peak_value = math.nan
         self._alert_value = math.nan
+        self._alert_range: tuple[float, float] | None = None
 
     @property
     def samples(self) -> int:
@@ -142,6 +174,16 @@ class AnomalyDetector:
         """
         return _finite_or_none(self._alert_value)
 
+    @property
+    def alert_range(self) -> tuple[float, float] | None:
+        """The range of raw values learned just before the value that raised the latest alert.
+
+        What "normal" was before the alert (``normal_range`` at that moment),
+        kept so that the owner need not copy the range before every value.
+        None before any alert, and after ``from_state`` until the next one.
+        """
+        return self._alert_range
+
     def update(self, value: float, timestamp: float) -> float:
         """Score `value` (seen at unix time `timestamp`) in [0, 1], then learn it.
 
@@ -152,72 +194,103 @@ class AnomalyDetector:
         """
         if not math.isfinite(value):
             return 0.0
-        if math.isfinite(timestamp):
-            self._last_timestamp = max(self._last_timestamp, timestamp)
-        resolutions = self._resolutions
-        bits, cause = self._confirmed(resolutions[0].update(value), value)
-        for resolution in resolutions[1:]:
-            coarse_bits = resolution.update(value)
-            if coarse_bits > bits:
-                bits, cause = coarse_bits, value
-        seasonal = self._seasonal
-        if seasonal is not None:
-            residual_bits = seasonal.update(value, timestamp)
-            if residual_bits is not None and residual_bits > bits and seasonal.ready:
-                bits, cause = residual_bits, value
-            weekly = self._weekly
-            if weekly is not None:
-                week_bits = weekly.update(value, timestamp, seasonal.residual_square)
-                if week_bits is not None and week_bits > bits and weekly.ready:
-                    bits, cause = week_bits, value
-        if self._runs is not None:
-            run_bits = self._runs.update(value)
+        if timestamp > self._last_timestamp and math.isfinite(timestamp):
+            self._last_timestamp = timestamp
+        config = self.config
+        n = self._seen + 1  # this value's sample number
+        ring = self._ring
+        ring[n % len(ring)] = value
+        due = n >= self._next_due  # some block ends here: only then are those views touched
+        raw = self._resolutions[0]
+        low, high = raw.quantiser.low, raw.quantiser.high  # the range before this value
+        dues = self._dues
+        if raw.block == 1:
+            bits = raw.code(0.0 + value)  # the mean of a block of one, as for longer blocks
+        elif due and dues[0] == n:
+            bits = raw.complete(ring, n)
+            dues[0] = raw.due
+        else:
+            bits = 0.0
+        cause = value
+        extreme = self._extreme
+        if extreme is not None:  # confirmation, inline: this runs for every value
+            if bits >= self._peak_bits:  # the most surprising raw value of the block
+                self._peak_bits, self._peak_value = bits, value
+            extreme_bits = None
+            slot = 0 if raw.block == 1 else 1
+            if due and dues[slot] == n:
+                extreme_bits = extreme.complete(ring, n)
+                dues[slot] = extreme.due
+                self._confirming = extreme.ready
+            if not self._confirming:  # a view added to an older detector: raw bits as they were
+                self._peak_bits, self._peak_value = 0.0, math.nan
+            elif extreme_bits is None:  # mid-block: only a raw surprise twice the level counts
+                bits -= config.alert_bits
+            else:  # end of a block: blend its peak with the extreme view's bits
+                weight = config.confirm_weight
+                blended = (1.0 - weight) * self._peak_bits + weight * extreme_bits
+                unconfirmed = bits - config.alert_bits
+                if unconfirmed > blended:
+                    bits = unconfirmed
+                else:
+                    bits, cause = blended, self._peak_value
+                self._peak_bits, self._peak_value = 0.0, math.nan
+        if due:
+            bits, cause = self._blocks_end(n, value, timestamp, bits, cause)
+        runs = self._runs
+        if runs is not None:
+            run_bits = runs.update(value)
             if run_bits > bits:
                 bits, cause = run_bits, value
-        self._seen += 1
-        if self._seen <= self.config.warmup_samples:
+        self._seen = seen = n
+        if seen <= config.warmup_samples:
             return 0.0
-        bits = self._deduplicate(bits)
-        if self._last_alert == self._seen:
-            self._alert_value = cause
-        return self._score(bits)
-
-    def _confirmed(self, raw_bits: float, value: float) -> tuple[float, float]:
-        """Raw bits after confirmation by the block-extreme view, and the value they are about."""
-        extreme = self._extreme
-        if extreme is None:
-            return raw_bits, value
-        if raw_bits >= self._peak_bits:
-            self._peak_bits, self._peak_value = raw_bits, value
-        extreme_bits = extreme.update(value)
-        if not extreme.ready:  # a view added to an older detector: raw bits as they were
-            self._peak_bits, self._peak_value = 0.0, math.nan
-            return raw_bits, value
-        if extreme_bits is None:
-            return raw_bits - self.config.alert_bits, value
-        peak_bits, peak_value = self._peak_bits, self._peak_value
-        self._peak_bits, self._peak_value = 0.0, math.nan
-        weight = self.config.confirm_weight
-        blended = (1.0 - weight) * peak_bits + weight * extreme_bits
-        unconfirmed = raw_bits - self.config.alert_bits
-        if unconfirmed > blended:
-            return unconfirmed, value
-        return blended, peak_value
-
-    def _deduplicate(self, bits: float) -> float:
-        """One alert per incident: after an alert, stay quiet for `rest_samples`."""
-        if self._last_alert >= 0 and self._seen - self._last_alert <= self.config.rest_samples:
+        # one alert per incident: after an alert, stay quiet for `rest_samples`
+        last_alert = self._last_alert
+        if last_alert >= 0 and seen - last_alert <= config.rest_samples:
             return 0.0
-        if bits >= self.config.alert_bits:
-            self._last_alert = self._seen
-        return bits
+        if not bits >= config.alert_bits:
+            return bits / (bits + config.alert_bits) if bits > 0 else 0.0
+        self._last_alert = seen
+        self._alert_value = cause
+        self._alert_range = None if low != low else (low, high)
+        return bits / (bits + config.alert_bits)
 
-    def _score(self, bits: float) -> float:
-        return bits / (bits + self.config.alert_bits) if bits > 0 else 0.0
+    def _blocks_end(
+        self, n: int, value: float, timestamp: float, bits: float, cause: float
+    ) -> tuple[float, float]:
+        """The coarse and seasonal views whose block ends with sample n: the larger bits win."""
+        ring, dues = self._ring, self._dues
+        slot = len(self._blocks) - len(self._coarse)  # the coarse views come after raw and extreme
+        if self._seasonal is not None:
+            slot -= 2 if self._weekly is not None else 1
+        for resolution in self._coarse:
+            if dues[slot] == n:
+                coarse_bits = resolution.complete(ring, n)
+                dues[slot] = resolution.due
+                if coarse_bits > bits:
+                    bits, cause = coarse_bits, value
+            slot += 1
+        seasonal = self._seasonal
+        if seasonal is not None:
+            if dues[slot] == n:
+                residual_bits = seasonal.complete(ring, n, timestamp)
+                dues[slot] = seasonal.due
+                if residual_bits is not None and residual_bits > bits and seasonal.ready:
+                    bits, cause = residual_bits, value
+            weekly = self._weekly
+            if weekly is not None and dues[slot + 1] == n:
+                week_bits = weekly.complete(ring, n, timestamp, seasonal.residual_square)
+                dues[slot + 1] = weekly.due
+                if week_bits is not None and week_bits > bits and weekly.ready:
+                    bits, cause = week_bits, value
+        self._next_due = min(dues)
+        return bits, cause
 
     def to_state(self) -> dict[str, object]:
         """JSON-serialisable snapshot; `from_state` continues exactly from here."""
-        extreme, seasonal = self._extreme, self._seasonal
+        extreme, seasonal, weekly = self._extreme, self._seasonal, self._weekly
+        ring, seen = self._ring, self._seen
         return {
             "version": _STATE_VERSION,
             "config": {**asdict(self.config), "block_sizes": list(self.config.block_sizes)},
@@ -227,11 +300,11 @@ class AnomalyDetector:
             "peak_bits": self._peak_bits,
             "peak_value": _finite_or_none(self._peak_value),
             "alert_value": _finite_or_none(self._alert_value),
-            "resolutions": [r.to_state() for r in self._resolutions],
-            "extreme": None if extreme is None else extreme.to_state(),
-            "seasonal": None if seasonal is None else seasonal.to_state(),
-            "weekly": None if self._weekly is None else self._weekly.to_state(),
-            "runs": None if self._runs is None else self._runs.to_state(),
+            "resolutions": [r.to_state(ring, seen) for r in self._resolutions],
+            "extreme": None if extreme is None else extreme.to_state(ring, seen),
+            "seasonal": None if seasonal is None else seasonal.to_state(ring, seen),
+            "weekly": None if weekly is None else weekly.to_state(ring, seen),
+            "runs": self._runs.to_state(),
         }
 
     @classmethod
@@ -263,33 +336,50 @@ class AnomalyDetector:
             config = _DEFAULT_CONFIG
         else:
             blocks = tuple(_as_int(b) for b in _as_list(raw["block_sizes"]))
-            config = AnomalyConfig(**{**raw, "block_sizes": blocks})
+            # "weekly" and "stuck" were switches of the weekly and run views, which
+            # are now always on: a state saved with either off gets that view empty
+            knobs = {k: v for k, v in raw.items() if k not in _RETIRED_KNOBS}
+            config = AnomalyConfig(**{**knobs, "block_sizes": blocks})
         detector = cls(config)
-        detector._seen = _as_int(state["seen"])
+        detector._seen = seen = _as_int(state["seen"])
+        for block_view in detector._blocks:  # views the state lacks begin a block here
+            block_view.start_at(seen)
         detector._last_alert = _as_int(state["last_alert"])
         last = state["last_timestamp"]
         detector._last_timestamp = -math.inf if last is None else _as_float(last)
         for resolution, sub in zip(
             detector._resolutions, _as_list(state["resolutions"]), strict=True
         ):
-            resolution.load_state(_as_dict(sub))
-        if version == 1:
-            return detector
-        detector._peak_bits = _as_float(state["peak_bits"])
-        detector._peak_value = _nan_if_none(state["peak_value"])
-        detector._alert_value = _nan_if_none(state["alert_value"])
+            resolution.load_state(_as_dict(sub), seen)
+        if version != 1:
+            detector._load_views(state, version)
+        detector._dues = array("q", [v.due for v in detector._blocks])
+        detector._next_due = min(detector._dues, default=_NEVER)
+        extreme = detector._extreme
+        detector._confirming = extreme is not None and extreme.ready
+        return detector
+
+    def _load_views(self, state: dict[str, object], version: object) -> None:
+        """The views beyond the resolutions (version 2 on)."""
+        self._peak_bits = _as_float(state["peak_bits"])
+        self._peak_value = _nan_if_none(state["peak_value"])
+        self._alert_value = _nan_if_none(state["alert_value"])
         views: list[tuple[_ExtremeView | _SeasonalView | _RunView | None, object]] = [
-            (detector._extreme, state["extreme"]),
-            (detector._seasonal, state["seasonal"]),
+            (self._extreme, state["extreme"]),
+            (self._seasonal, state["seasonal"]),
         ]
         if version == _STATE_VERSION:  # a version-2 state's weekly and run views start empty
-            views += [(detector._weekly, state["weekly"]), (detector._runs, state["runs"])]
+            if state["weekly"] is not None or self._weekly is None:
+                views.append((self._weekly, state["weekly"]))
+            if state["runs"] is not None:
+                views.append((self._runs, state["runs"]))
         for view, sub in views:
             if (view is None) != (sub is None):
                 raise ValueError("bad detector state: views do not match the configuration")
-            if view is not None:
+            if isinstance(view, _RunView):
                 view.load_state(_as_dict(sub))
-        return detector
+            elif view is not None:
+                view.load_state(_as_dict(sub), self._seen)
 
 
 def score_series(

@@ -57,14 +57,6 @@ class AnomalyConfig:
     # newest day in it (an exponential average over the last ~5 days).
     seasonal_slots: int = 12
     seasonal_rate: float = 0.2
-    # A second seasonal profile over the week (same blocks, seven days of
-    # slots), for business-day rhythms: a weekend as busy as a weekday. It
-    # speaks only while it explains less than half of what the daily profile
-    # leaves unexplained, so series without a weekly rhythm never hear from it.
-    weekly: bool = True
-    # A value that moved all the time and now does not move at all (a frozen
-    # gauge, a dead exporter) is an anomaly no value view can see.
-    stuck: bool = True
     # Surprisal that counts as an alert; the score is bits / (bits + alert_bits),
     # so an alert is a score of 0.5. 11 bits is roughly "once in 2000 symbols".
     alert_bits: float = 11.0

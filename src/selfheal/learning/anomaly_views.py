@@ -22,41 +22,91 @@ _SEASON_SQUARE_WEIGHT = 0.02  # EWMA weight of its mean squares (about 50 blocks
 _SEASON_CLIP = 3.0  # largest profile update, in root-mean-square residuals
 _RUN_MIN = 12  # an unchanged value counts as stuck after an hour of 5-minute samples
 _RUN_MEMORY = 4096  # samples remembered (halved beyond), so that old behaviour fades
-_RUN_RARE = 100  # values of a continuous metric repeat less than once in this many samples
 
 
-class _Resolution(_View):
-    """One time scale: block means of the values."""
+class _BlockView(_View):
+    """A view that speaks once per block of `block` values.
 
-    __slots__ = ("block", "filled", "total")
+    It is not handed every value: the detector keeps the latest values in one
+    ring buffer (sample number n at ``ring[n % len(ring)]``) and calls the
+    view when its block is complete, at sample number `due`. The view then
+    adds the block up in arrival order, so its sums are those of a running
+    total. (Touching every view for every value cost more than the arithmetic:
+    in an agent with thousands of detectors their memory is cold.) A block's
+    values are those after sample `start`; `carry` is the sum of `carried`
+    values before them, which only a loaded state has.
+    """
+
+    __slots__ = ("block", "carried", "carry", "due", "start")
+
+    def __init__(self, order: int, block: int, config: AnomalyConfig) -> None:
+        super().__init__(order, config)
+        self.block = block
+        self.start_at(0)
+
+    def start_at(self, seen: int, carry: float = 0.0, carried: int = 0) -> None:
+        """Begin a block after sample `seen`, with `carried` values summing to `carry` in it."""
+        if carried < 0:
+            raise ValueError("bad detector state: negative block count")
+        self.start, self.carry, self.carried = seen, carry, carried
+        self.due = seen + max(1, self.block - carried)
+
+    def _take(self, ring: array[float], n: int) -> array[float]:
+        """The block's values (sample numbers start+1..n, oldest first); starts the next block."""
+        start = self.start
+        size = len(ring)
+        first = (start + 1) % size
+        last = first + n - start
+        part = ring[first:last] if last <= size else ring[first:] + ring[: last - size]
+        self.start, self.carry, self.carried, self.due = n, 0.0, 0, n + self.block
+        return part
+
+    def pending(self, ring: array[float], seen: int) -> tuple[float, int]:
+        """Running total and count of the open block after sample `seen` (for the state)."""
+        total = self.carry
+        for x in _recent(ring, seen, seen - self.start):
+            total += x
+        return total, self.carried + seen - self.start
+
+
+def _recent(ring: array[float], n: int, count: int) -> array[float]:
+    """The values of sample numbers n-count+1..n, oldest first."""
+    if count <= 0:
+        return ring[:0]
+    size = len(ring)
+    first = (n - count + 1) % size
+    if first + count <= size:
+        return ring[first : first + count]
+    return ring[first:] + ring[: first + count - size]
+
+
+class _Resolution(_BlockView):
+    """One time scale: block means of the values (block 1: the raw values)."""
+
+    __slots__ = ()
 
     def __init__(self, block: int, config: AnomalyConfig) -> None:
-        super().__init__(config.context_order if block == 1 else config.block_context_order, config)
-        self.block = block
-        self.total = 0.0
-        self.filled = 0
+        order = config.context_order if block == 1 else config.block_context_order
+        super().__init__(order, block, config)
 
-    def update(self, x: float) -> float:
-        """Surprisal in bits when a block completes, else 0 (no new evidence)."""
-        self.total += x
-        self.filled += 1
-        if self.filled < self.block:
-            return 0.0
-        mean = self.total / self.filled
-        self.total = 0.0
-        self.filled = 0
-        return self.code(mean)
+    def complete(self, ring: array[float], n: int) -> float:
+        """Surprisal in bits of the block's mean (the block ends with sample n)."""
+        total, filled = self.carry, self.carried
+        for x in self._take(ring, n):
+            total += x
+            filled += 1
+        return self.code(total / filled)
 
-    def to_state(self) -> dict[str, object]:
-        return {**self._view_state(), "total": self.total, "filled": self.filled}
+    def to_state(self, ring: array[float], seen: int) -> dict[str, object]:
+        total, filled = (0.0, 0) if self.block == 1 else self.pending(ring, seen)
+        return {**self._view_state(), "total": total, "filled": filled}
 
-    def load_state(self, state: dict[str, object]) -> None:
+    def load_state(self, state: dict[str, object], seen: int) -> None:
         self._load_view(state)
-        self.total = _as_float(state["total"])
-        self.filled = _as_int(state["filled"])
+        self.start_at(seen, _as_float(state["total"]), _as_int(state["filled"]))
 
 
-class _ExtremeView(_View):
+class _ExtremeView(_BlockView):
     """Blocks of a few samples, each seen through its most extreme value.
 
     The extreme is the block's maximum or its minimum, whichever lies farther
@@ -64,63 +114,65 @@ class _ExtremeView(_View):
     spike in either direction survives the blocking.
     """
 
-    __slots__ = ("block", "filled", "highest", "level", "lowest", "total", "warm")
+    __slots__ = ("highest", "level", "lowest", "ready", "warm")
 
     def __init__(self, block: int, config: AnomalyConfig) -> None:
-        super().__init__(config.block_context_order, config)
-        self.block = block
+        super().__init__(config.block_context_order, block, config)
         self.warm = -(-config.warmup_samples // block)
-        self.total = 0.0
-        self.filled = 0
-        self.highest = -math.inf
+        self.highest = -math.inf  # of the carried values
         self.lowest = math.inf
         self.level = math.nan
+        self.ready = self.warm <= 0  # past its own warm-up (a view added to an older detector)
 
-    @property
-    def ready(self) -> bool:
-        """Past its own warm-up (matters for a view added to an older detector)."""
-        return self.model.seen >= self.warm
-
-    def update(self, x: float) -> float | None:
-        """Surprisal in bits of the block's extreme when a block completes, else None."""
-        self.total += x
-        self.filled += 1
-        self.highest = max(self.highest, x)
-        self.lowest = min(self.lowest, x)
-        if self.filled < self.block:
-            return None
-        mean = self.total / self.filled
+    def complete(self, ring: array[float], n: int) -> float:
+        """Surprisal in bits of the block's extreme (the block ends with sample n)."""
+        total, filled = self.carry, self.carried
+        highest, lowest = self.highest, self.lowest
+        for x in self._take(ring, n):
+            total += x
+            filled += 1
+            if x > highest:
+                highest = x
+            if x < lowest:
+                lowest = x
+        self.highest, self.lowest = -math.inf, math.inf
+        mean = total / filled
         level = self.level
         level = mean if math.isnan(level) else level + _LEVEL_WEIGHT * (mean - level)
         self.level = level
-        extreme = self.highest if self.highest - level >= level - self.lowest else self.lowest
-        self.total = 0.0
-        self.filled = 0
-        self.highest = -math.inf
-        self.lowest = math.inf
-        return self.code(extreme)
+        extreme = highest if highest - level >= level - lowest else lowest
+        bits = self.code(extreme)
+        self.ready = self.model.seen >= self.warm
+        return bits
 
-    def to_state(self) -> dict[str, object]:
+    def to_state(self, ring: array[float], seen: int) -> dict[str, object]:
+        total, filled = self.pending(ring, seen)
+        highest, lowest = self.highest, self.lowest
+        for x in _recent(ring, seen, seen - self.start):
+            if x > highest:
+                highest = x
+            if x < lowest:
+                lowest = x
         return {
             **self._view_state(),
-            "total": self.total,
-            "filled": self.filled,
-            "highest": _finite_or_none(self.highest),
-            "lowest": _finite_or_none(self.lowest),
+            "total": total,
+            "filled": filled,
+            "highest": _finite_or_none(highest),
+            "lowest": _finite_or_none(lowest),
             "level": _finite_or_none(self.level),
         }
 
-    def load_state(self, state: dict[str, object]) -> None:
+    def load_state(self, state: dict[str, object], seen: int) -> None:
         self._load_view(state)
-        self.total = _as_float(state["total"])
-        self.filled = _as_int(state["filled"])
+        self.start_at(seen, _as_float(state["total"]), _as_int(state["filled"]))
         highest, lowest = state["highest"], state["lowest"]
         self.highest = -math.inf if highest is None else _as_float(highest)
         self.lowest = math.inf if lowest is None else _as_float(lowest)
         self.level = _nan_if_none(state["level"])
+        self.ready = self.model.seen >= self.warm
 
 
-class _SeasonalView(_View):
+class _SeasonalView(_BlockView):
     """Block means minus the mean of the same time of day on earlier days.
 
     The time of day comes from the timestamp of the sample completing a block
@@ -138,8 +190,6 @@ class _SeasonalView(_View):
     """
 
     __slots__ = (
-        "block",
-        "filled",
         "level",
         "level_square",
         "period",
@@ -147,13 +197,11 @@ class _SeasonalView(_View):
         "rate",
         "residual_square",
         "slot_seconds",
-        "total",
         "warm",
     )
 
     def __init__(self, config: AnomalyConfig, days: int = 1) -> None:
-        super().__init__(config.block_context_order, config)
-        self.block = config.seasonal_block
+        super().__init__(config.block_context_order, config.seasonal_block, config)
         slots = config.seasonal_slots * days
         # two days of residuals for the daily profile (their range needs that
         # long to settle), one week for the weekly one, and at least as many
@@ -164,8 +212,6 @@ class _SeasonalView(_View):
         self.period = _DAY * days
         self.slot_seconds = _DAY / config.seasonal_slots
         self.profile = array("d", [math.nan]) * slots  # floats, not objects: 8 bytes a slot
-        self.total = 0.0
-        self.filled = 0
         self.level = math.nan  # exponential average of block means (about a day)
         self.level_square = 0.0  # mean square of block means around that level
         self.residual_square = 0.0  # mean square of the residuals
@@ -175,21 +221,22 @@ class _SeasonalView(_View):
         """Past its own warm-up (its first residuals come a day after the start)."""
         return self.model.seen >= self.warm
 
-    def update(self, x: float, timestamp: float, rival: float | None = None) -> float | None:
-        """Surprisal in bits of the block's residual, None when there is nothing to say.
+    def complete(
+        self, ring: array[float], n: int, timestamp: float, rival: float | None = None
+    ) -> float | None:
+        """Surprisal in bits of the residual of the block ending with sample n (at `timestamp`).
 
+        None when there is nothing to say.
         The view speaks while its residuals' mean square is below half of
         `rival` (by default the block means' own spread around their level;
         the weekly view passes the daily view's residual mean square, so it
         speaks only when the week explains what the day does not).
         """
-        self.total += x
-        self.filled += 1
-        if self.filled < self.block:
-            return None
-        mean = self.total / self.filled
-        self.total = 0.0
-        self.filled = 0
+        total, filled = self.carry, self.carried
+        for x in self._take(ring, n):
+            total += x
+            filled += 1
+        mean = total / filled
         if not math.isfinite(timestamp):
             return None
         level = self.level
@@ -214,21 +261,21 @@ class _SeasonalView(_View):
         spread = self.level_square if rival is None else rival
         return bits if self.residual_square < 0.5 * spread else None
 
-    def to_state(self) -> dict[str, object]:
+    def to_state(self, ring: array[float], seen: int) -> dict[str, object]:
+        total, filled = self.pending(ring, seen)
         return {
             **self._view_state(),
-            "total": self.total,
-            "filled": self.filled,
+            "total": total,
+            "filled": filled,
             "profile": [_finite_or_none(p) for p in self.profile],
             "level": _finite_or_none(self.level),
             "level_square": self.level_square,
             "residual_square": self.residual_square,
         }
 
-    def load_state(self, state: dict[str, object]) -> None:
+    def load_state(self, state: dict[str, object], seen: int) -> None:
         self._load_view(state)
-        self.total = _as_float(state["total"])
-        self.filled = _as_int(state["filled"])
+        self.start_at(seen, _as_float(state["total"]), _as_int(state["filled"]))
         profile = [_nan_if_none(p) for p in _as_list(state["profile"])]
         if len(profile) != len(self.profile):
             raise ValueError("bad detector state: seasonal profile")
@@ -247,11 +294,12 @@ class _RunView:
     the current run outlasts all `runs` runs before it is 1 / (runs + 1), and
     outlasting the longest by a factor f costs log2(f) more bits. The view
     speaks once per run, and only for runs of at least `_RUN_MIN` samples, so
-    a value that merely repeats by chance (rounding) is not an event. It only
-    watches continuous metrics, whose values repeat exactly less than once in
-    `_RUN_RARE` samples: for counts and rounded gauges (nights of zero tweets,
-    an idle disk) long unchanged stretches are normal. A metric that never
-    changed (a flat line) has no runs to compare with: silent.
+    a moment's standstill is not an event. It only watches continuous metrics,
+    whose values never repeat exactly (outside the current run): a metric
+    that has repeated a value is a count or a rounded gauge (nights of zero
+    tweets, an idle disk), for which long unchanged stretches are normal. A
+    metric that never changed (a flat line) has no runs to compare with:
+    silent.
     """
 
     __slots__ = ("alert_bits", "fired", "last", "longest", "run", "runs", "samples")
@@ -280,8 +328,9 @@ class _RunView:
         self.run += 1
         if self.fired or not self.runs or self.run < _RUN_MIN or self.run <= self.longest:
             return 0.0
-        # repeats = samples - runs (every sample either starts a run or repeats)
-        if _RUN_RARE * (self.samples - self.runs - self.run) > self.samples:
+        # only for a metric whose values have not repeated outside this run: every
+        # sample starts a run or repeats one, so those repeats are samples - runs - run
+        if self.samples - self.runs - self.run > 0:
             return 0.0
         bits = math.log2(self.runs + 1) + math.log2(self.run / self.longest)
         self.fired = bits >= self.alert_bits

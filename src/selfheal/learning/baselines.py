@@ -1,11 +1,11 @@
 """Learned baselines: one streaming anomaly detector per (service, metric).
 
-What is fed, and why. The detector (``learning.anomaly``) costs ~8 us and
-~12 KB per instance and counts *samples*, not seconds: its block sizes and
+What is fed, and why. The detector (``learning.anomaly``) costs ~5-10 us and
+~13 KB per instance and counts *samples*, not seconds: its block sizes and
 quiet period were validated on 5-minute and hourly data. Feeding it every
 probe would tie what it learns to each service's probe interval (a 24-sample
-block is 4 minutes at 10 s probes, 2 hours at 5 minutes) and cost 8 us per
-metric per probe. So the probe hot path only *accumulates*: ``add`` folds a
+block is 4 minutes at 10 s probes, 2 hours at 5 minutes) and cost its CPU
+per metric per probe. So the probe hot path only *accumulates*: ``add`` folds a
 healthy sample into the service's open period (a few float additions, like
 the minute rollups). Every ``period`` seconds (``ANOMALY_PERIOD``, 300 by
 default) the period's mean of each metric becomes one detector value, scored
@@ -238,7 +238,8 @@ class BaselineTracker:
         active = self._active.setdefault(key, set())
         events: list[AnomalyEvent] = []
         was_active = bool(active)
-        for i, value in acc.means():
+        means = acc.means()
+        for i, value in means:
             if not self._enabled[i]:
                 continue
             metric = METRICS[i]
@@ -252,13 +253,18 @@ class BaselineTracker:
                     events.append(AnomalyRaised(key, metric, value, raised[0], raised[1], at))
             elif metric in active and self._back_to_normal(base, value):
                 active.discard(metric)
-        reported = {METRICS[i] for i, _ in acc.means()}
-        for metric in list(active):
-            base = per_metric.get(metric)
-            # "restored" with nothing learned: the first period decides
-            gone = metric not in reported and self._back_to_normal(base, math.nan) if base else True
-            if gone:
-                active.discard(metric)
+        if active:
+            reported = {METRICS[i] for i, _ in means}
+            for metric in list(active):
+                base = per_metric.get(metric)
+                # "restored" with nothing learned: the first period decides
+                gone = (
+                    metric not in reported and self._back_to_normal(base, math.nan)
+                    if base
+                    else True
+                )
+                if gone:
+                    active.discard(metric)
         self._dirty.add(key)
         if was_active and not active:
             events.append(AnomalyCleared(key, at, "metrics back within their learned range"))
@@ -268,28 +274,24 @@ class BaselineTracker:
         self, base: MetricBaseline, metric: str, value: float, at: float
     ) -> tuple[float, float] | None:
         """Score one value; (typical, score) when it is an anomaly worth a symptom."""
-        before = base.detector.normal_range()
-        score = base.detector.update(value, at)
+        detector = base.detector
+        score = detector.update(value, at)
         base.last_value, base.last_score = value, score
         typical = base.typical
-        learned = base.detector.samples > self.learning_samples
-        # a confirmed alert can come a period or two after the value it is about
-        cause = base.detector.alert_value if score >= 0.5 else None
-        if (
-            cause is not None
-            and learned
-            and typical is not None
-            and before is not None
-            and abs(cause - typical) >= MIN_CHANGE[metric]
-            and base.band is None
-        ):
-            base.alerts += 1
-            base.band, base.anomalous_for, base.normal_streak = before, 0, 0
-            return typical, score
-        if base.band is None:
-            base.typical = (
-                value if typical is None else typical + _TYPICAL_WEIGHT * (value - typical)
-            )
+        if base.band is not None:
+            return None
+        if score >= 0.5 and typical is not None and detector.samples > self.learning_samples:
+            # a confirmed alert can come a period or two after the value it is about
+            cause, before = detector.alert_value, detector.alert_range
+            if (
+                cause is not None
+                and before is not None
+                and abs(cause - typical) >= MIN_CHANGE[metric]
+            ):
+                base.alerts += 1
+                base.band, base.anomalous_for, base.normal_streak = before, 0, 0
+                return typical, score
+        base.typical = value if typical is None else typical + _TYPICAL_WEIGHT * (value - typical)
         return None
 
     def _back_to_normal(self, base: MetricBaseline, value: float) -> bool:
