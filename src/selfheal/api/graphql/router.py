@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,15 +24,37 @@ from .schema import build_schema
 
 PATH = "/graphql"
 STATIC = "/graphql/static"
-GRAPHIQL_FILES = Path(__file__).resolve().parents[2] / "web" / "static" / "graphiql"
+GRAPHIQL_FILES = Path(__file__).resolve().parents[2] / "web" / "graphiql"
 CONNECTION_INIT_WAIT = timedelta(seconds=10)
 MAX_SUBSCRIPTIONS = 20  # operations in flight on one WebSocket
+# the page runs only the agent's files; GraphiQL's editor sets inline styles
+PAGE_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 class _Router(GraphQLRouter[GraphContext, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # strawberry's own page loads React and GraphiQL from a CDN
-        return HTMLResponse((GRAPHIQL_FILES / "index.html").read_text(encoding="utf-8"))
+        agent: Agent = request.app.state.agent
+        page = (GRAPHIQL_FILES / "index.html").read_text(encoding="utf-8")
+        header = html.escape(agent.settings.API_KEY_HEADER, quote=True)
+        return HTMLResponse(page.replace("__API_KEY_HEADER__", header), headers=PAGE_HEADERS)
 
     async def on_ws_connect(self, context: GraphContext) -> UnsetType | dict[str, object] | None:
         if context.principal is not None:  # a key in the upgrade request's header
