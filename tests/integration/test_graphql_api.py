@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from sqlalchemy import select
 
 from selfheal.storage.repositories.tenants import add_api_key
+from selfheal.storage.tables import AuditEntry
 from selfheal.testing import AgentServer, FakeService
 from tests.conftest import OTHER_TENANT_KEY, TEST_KEY, api_client
 from tests.helpers import wait_for
@@ -203,3 +205,46 @@ async def test_a_subscription_receives_incident_opened_for_its_tenant_only(
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4403
         await client.aclose()
+
+
+async def test_a_subscription_ends_when_its_key_is_revoked_and_http_gets_none(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    async with AgentServer(make_settings(sqlite_url, CHECK_INTERVAL=30.0)) as server:
+        admin = api_client(server.url)
+        made = await admin.post("/api/keys", json={"name": "watcher", "scope": "read"})
+        watcher = made.json()
+        # over HTTP a subscription is refused, saying where it runs
+        over_http = await gql(admin, "subscription { events { type } }")
+        assert over_http["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        assert "WebSocket" in over_http["errors"][0]["message"]
+        async with GraphWs(server.url, watcher["key"]) as feed:
+            assert (await feed.receive(10))["type"] == "connection_ack"
+            await feed.subscribe("subscription { events { type } }")
+            await asyncio.sleep(0.3)
+            assert (await admin.delete(f"/api/keys/{watcher['id']}")).status_code == 204
+            ended = await feed.receive(5)
+            assert ended["type"] == "next", ended
+            assert ended["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHORIZED"
+            assert (await feed.receive(5)) == {"id": "1", "type": "complete"}
+        await admin.aclose()
+
+
+async def test_every_mutation_is_audited_with_the_keys_id(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    async with AgentServer(make_settings(sqlite_url, CHECK_INTERVAL=30.0)) as server:
+        admin = api_client(server.url)
+        made = (await admin.post("/api/keys", json={"name": "ops", "scope": "write"})).json()
+        writer = api_client(server.url, made["key"])
+        answer = await gql(writer, 'mutation { pauseAutomation(reason: "r") { paused } }')
+        assert answer["data"]["pauseAutomation"]["paused"] is True
+        async with server.agent.db.session() as session:
+            rows = (await session.execute(select(AuditEntry))).scalars().all()
+        mine = [r for r in rows if r.verb == "graphql.pauseAutomation"]
+        assert len(mine) == 1
+        assert mine[0].actor == "ops"
+        assert mine[0].detail["key_id"] == made["id"]
+        assert any(r.verb == "automation.pause" for r in rows)  # the operation's own row
+        for client in (admin, writer):
+            await client.aclose()

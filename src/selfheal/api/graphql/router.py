@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from cross_web import HTTPException
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -14,9 +16,10 @@ from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UnsetType
+from strawberry.types.unset import UNSET, UnsetType
 
 from selfheal.api.deps import refusal
+from selfheal.api.errors import http_error
 from selfheal.runtime.agent import Agent
 
 from .context import GraphContext, connection_key, context_getter
@@ -49,6 +52,18 @@ PAGE_HEADERS = {
 
 
 class _Router(GraphQLRouter[GraphContext, None]):
+    async def run(
+        self,
+        request: Request | WebSocket,
+        context: GraphContext = UNSET,
+        root_value: None = UNSET,
+    ) -> Any:
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except HTTPException as exc:
+            # strawberry answers a request it cannot read in plain text; REST's shape instead
+            raise http_error(exc.status_code, exc.reason) from None
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # strawberry's own page loads React and GraphiQL from a CDN
         agent: Agent = request.app.state.agent

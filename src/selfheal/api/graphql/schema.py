@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
+from starlette.websockets import WebSocket
+from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from selfheal.errors import ApiError
 
@@ -28,11 +32,34 @@ class _Schema(strawberry.Schema):
                 log.error("graphql_failed", path=error.path, exc_info=cause)
 
 
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """A subscription sent over HTTP is answered BAD_REQUEST, saying where it runs."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        if context.operation_type is OperationType.SUBSCRIPTION and not isinstance(
+            request, WebSocket
+        ):
+            # a result set before execution is the answer: nothing runs
+            context.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "subscriptions run over a WebSocket to /graphql (protocol "
+                        "graphql-transport-ws, the key in connection_init), not over HTTP",
+                        extensions={"code": "BAD_REQUEST", "status": 400},
+                    )
+                ],
+            )
+        yield
+
+
 def build_schema() -> strawberry.Schema:
     """The schema served at ``/graphql``."""
     return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[*limit_extensions(), ErrorCodes],
+        extensions=[*limit_extensions(), SubscriptionsOverWebSocket, ErrorCodes],
     )
