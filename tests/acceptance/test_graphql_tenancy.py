@@ -26,7 +26,7 @@ A_SERVICE = "a-only-service-7f3"
 A_MARKS = (A_SERVICE, "a-only-silence-comment", "a-only-pause-reason")
 # fields that move on their own while the agent runs (probes, clocks)
 VOLATILE = {"at", "status", "statusSince", "lastCheck", "lastCheckAt", "responseMs", "recentMs"}
-VOLATILE |= {"recentOk", "ok", "byStatus", "updatedAt", "timeline", "count", "services"}
+VOLATILE |= {"recentOk", "ok", "byStatus", "updatedAt", "timeline"}
 
 TYPE_REF = "kind name ofType { kind name ofType { kind name ofType { kind name } } }"
 INTROSPECTION = f"""{{ __schema {{

@@ -1,14 +1,15 @@
-"""Services: list a tenant's, read one, register (an upsert on ``service_id``)."""
+"""Services: list a tenant's, read one, register (an upsert on ``service_id``), change,
+remove."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from selfheal.api.schemas import ServiceCreate, ServicePublic
+from selfheal.api.schemas import ServiceCreate, ServicePublic, ServiceUpdate
 from selfheal.api.views import service_public
 from selfheal.application.paging import Page, page_of
 from selfheal.auth import Principal
-from selfheal.errors import NotFoundError
+from selfheal.errors import NotFoundError, ValidationFailedError
 from selfheal.runtime.agent import Agent
 from selfheal.runtime.fleet import SETTING_FIELDS
 from selfheal.storage.repositories import services as repo
@@ -54,6 +55,36 @@ async def register_service(
         options=_options(body.model_dump(exclude_unset=True)),
     )
     return service_public(agent, row), created
+
+
+async def update_service(
+    agent: Agent, *, principal: Principal, service_id: str, body: ServiceUpdate
+) -> ServicePublic:
+    """Change only the fields given; a null name, health_url or secret is refused."""
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("health_url", "name", "secret"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailedError(f"{name}: cannot be null")
+    if "thresholds" in changes and changes["thresholds"] is not None:
+        changes["thresholds"] = {k: v for k, v in changes["thresholds"].items() if v is not None}
+    row = await agent.fleet.patch(
+        tenant_id=principal.tenant_id,
+        service_id=service_id,
+        actor=principal.key_name,
+        changes=changes,
+    )
+    if row is None:
+        raise NotFoundError(f"no service {service_id!r}")
+    return service_public(agent, row)
+
+
+async def delete_service(agent: Agent, *, principal: Principal, service_id: str) -> None:
+    """Stop monitoring a service; its incidents stay as history. 404 if there is none."""
+    deleted = await agent.fleet.delete(
+        tenant_id=principal.tenant_id, service_id=service_id, actor=principal.key_name
+    )
+    if not deleted:
+        raise NotFoundError(f"no service {service_id!r}")
 
 
 def _options(fields: dict[str, Any]) -> dict[str, Any]:

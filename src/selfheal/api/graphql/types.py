@@ -22,6 +22,7 @@ from selfheal.api.schemas import (
     CheckPublic,
     FleetPublic,
     FleetServicePublic,
+    IncidentDetail,
     IncidentPublic,
     ServicePublic,
     SilencePublic,
@@ -225,9 +226,9 @@ class Incident:
     resolution: str | None
     group_id: strawberry.ID | None
     silenced_by: strawberry.ID | None
-    _detail: strawberry.Private[Any] = None
+    _detail: strawberry.Private[IncidentDetail | None] = None
 
-    async def _load(self, info: GraphInfo) -> Any:
+    async def _load(self, info: GraphInfo) -> IncidentDetail:
         if self._detail is None:
             self._detail = await app_incidents.incident_detail(
                 info.context.agent,
@@ -261,7 +262,9 @@ class Incident:
         return Service.of(found)
 
     @classmethod
-    def of(cls, i: IncidentPublic, cursor: str = "", detail: Any = None) -> Incident:
+    def of(
+        cls, i: IncidentPublic, cursor: str = "", detail: IncidentDetail | None = None
+    ) -> Incident:
         """From the public shape (an ``IncidentDetail`` saves loading it again)."""
         return cls(
             id=strawberry.ID(str(i.id)),

@@ -27,7 +27,6 @@ from selfheal.api.schemas import (
     ServiceUpdate,
     ServiceView,
 )
-from selfheal.api.views import service_public
 from selfheal.application import services as app_services
 from selfheal.checks.heartbeat import Heartbeat
 from selfheal.errors import AuthenticationError, NotFoundError, ValidationFailedError
@@ -99,21 +98,9 @@ async def update_service(
     service_id: ServiceIdPath, body: ServiceUpdate, agent: AgentDep, principal: PrincipalDep
 ) -> ServicePublic:
     """Change only the fields given; ``"secret": null`` is refused (send a new one)."""
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("health_url", "name", "secret"):
-        if name in changes and changes[name] is None:
-            raise ValidationFailedError(f"{name}: cannot be null")
-    if "thresholds" in changes and changes["thresholds"] is not None:
-        changes["thresholds"] = {k: v for k, v in changes["thresholds"].items() if v is not None}
-    row = await agent.fleet.patch(
-        tenant_id=principal.tenant_id,
-        service_id=service_id,
-        actor=principal.key_name,
-        changes=changes,
+    return await app_services.update_service(
+        agent, principal=principal, service_id=service_id, body=body
     )
-    if row is None:
-        raise NotFoundError(f"no service {service_id!r}")
-    return service_public(agent, row)
 
 
 @router.delete(
@@ -126,11 +113,7 @@ async def delete_service(
     service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
 ) -> Response:
     """Remove a service; its incidents stay as history."""
-    deleted = await agent.fleet.delete(
-        tenant_id=principal.tenant_id, service_id=service_id, actor=principal.key_name
-    )
-    if not deleted:
-        raise NotFoundError(f"no service {service_id!r}")
+    await app_services.delete_service(agent, principal=principal, service_id=service_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
