@@ -227,6 +227,10 @@ async def test_a_subscription_ends_when_its_key_is_revoked_and_http_gets_none(
             assert ended["type"] == "next", ended
             assert ended["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHORIZED"
             assert (await feed.receive(5)) == {"id": "1", "type": "complete"}
+            # nor does the open socket answer anything else with that key
+            await feed.subscribe("{ services { id } }", op="2")
+            refused = await feed.receive(5)
+            assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHORIZED", refused
         await admin.aclose()
 
 

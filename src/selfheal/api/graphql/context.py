@@ -16,6 +16,7 @@ from strawberry.types import Info
 
 from selfheal.api.deps import presented_key, refusal
 from selfheal.application.access import require_scope
+from selfheal.application.feed import KeyRefusedError
 from selfheal.auth import Principal
 from selfheal.errors import AuthenticationError
 from selfheal.runtime.agent import Agent
@@ -33,6 +34,9 @@ class GraphContext(BaseContext):
         """The caller, whose key must allow ``needed`` (403 FORBIDDEN otherwise)."""
         if self.principal is None:
             raise AuthenticationError("a valid API key is required")
+        # a WebSocket outlives its key: each operation on it checks the key again
+        if not self.agent.keys.still_valid(self.principal):
+            raise KeyRefusedError
         require_scope(self.principal, needed)
         return self.principal
 

@@ -62,7 +62,15 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        self._code(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # over a WebSocket every result (of a query, mutation or subscription) is
+        # sent before the operation ends: coded here, one at a time
+        self._code(result)
+        yield
+
+    def _code(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             result.errors = [self._coded(e) for e in errors]
