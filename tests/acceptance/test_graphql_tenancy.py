@@ -9,7 +9,6 @@ while A's events flow. An argument the walk cannot fill fails the test, naming i
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -20,7 +19,7 @@ from selfheal.storage.repositories.tenants import add_api_key
 from selfheal.storage.tables import AuditEntry
 from selfheal.testing import AgentServer, seed_history
 from tests.conftest import OTHER_TENANT_KEY, TEST_KEY, api_client
-from tests.integration.test_graphql_api import GraphWs, gql
+from tests.integration.test_graphql_api import GraphWs, gql, subscribed
 
 A_SERVICE = "a-only-service-7f3"
 A_MARKS = (A_SERVICE, "a-only-silence-comment", "a-only-pause-reason")
@@ -187,10 +186,11 @@ async def test_another_tenants_key_reads_changes_and_hears_nothing(
         ):
             assert (await mine.receive(10))["type"] == "connection_ack"
             assert (await theirs.receive(10))["type"] == "connection_ack"
+            before = server.agent.bus.feed_stats()[0]
             await mine.subscribe("subscription { events { type } }")
             for n, field in enumerate(subscriptions):
                 await theirs.subscribe(walk.document("subscription", field), op=str(n))
-            await asyncio.sleep(0.3)
+            await subscribed(server, before + 1 + len(subscriptions))
             more = {"service_id": "a-second-service", "health_url": "http://127.0.0.1:9/health"}
             assert (await a.post("/api/services/register", json=more)).status_code == 201
             assert (await mine.receive(10))["type"] == "next"

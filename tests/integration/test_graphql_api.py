@@ -164,6 +164,16 @@ class GraphWs:
         await self.send({"id": op, "type": "subscribe", "payload": {"query": query}})
 
 
+async def subscribed(server: AgentServer, count: int) -> None:
+    """Wait (generously) until ``count`` more live subscriptions hold the event bus
+    than before the test subscribed: nothing published after that is missed."""
+
+    async def ready() -> bool:
+        return server.agent.bus.feed_stats()[0] >= count
+
+    await wait_for(ready, 10, interval=0.02)
+
+
 OPENED = 'subscription { events(types: ["incident.opened"]) { type data } }'
 
 
@@ -186,9 +196,10 @@ async def test_a_subscription_receives_incident_opened_for_its_tenant_only(
         ):
             assert (await mine.receive(10))["type"] == "connection_ack"
             assert (await theirs.receive(10))["type"] == "connection_ack"
+            before = server.agent.bus.feed_stats()[0]
             await mine.subscribe(OPENED)
             await theirs.subscribe("subscription { events { type } }")
-            await asyncio.sleep(0.3)  # the subscribe messages are handled
+            await subscribed(server, before + 2)
             shop.break_as("http_500")
             message = await mine.receive(20)
             assert message["type"] == "next", message
@@ -220,8 +231,9 @@ async def test_a_subscription_ends_when_its_key_is_revoked_and_http_gets_none(
         assert "WebSocket" in over_http["errors"][0]["message"]
         async with GraphWs(server.url, watcher["key"]) as feed:
             assert (await feed.receive(10))["type"] == "connection_ack"
+            before = server.agent.bus.feed_stats()[0]
             await feed.subscribe("subscription { events { type } }")
-            await asyncio.sleep(0.3)
+            await subscribed(server, before + 1)
             assert (await admin.delete(f"/api/keys/{watcher['id']}")).status_code == 204
             ended = await feed.receive(5)
             assert ended["type"] == "next", ended
