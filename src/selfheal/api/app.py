@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from selfheal import __version__
 from selfheal.api.audit import AuditMiddleware
 from selfheal.api.errors import install_error_handlers
+from selfheal.api.graphql import install as install_graphql
 from selfheal.api.middleware import BodyLimitMiddleware
 from selfheal.api.routes import api_router
 from selfheal.auth import FailureThrottle
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(api_router)
     install_dashboard(app)
     install_api_docs(app)
+    install_graphql(app)
     app.openapi = lambda: _openapi(app, settings.API_KEY_HEADER)  # type: ignore[method-assign]
     return app
 

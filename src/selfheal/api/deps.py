@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, WebSocket
@@ -10,12 +9,12 @@ from pydantic import WithJsonSchema
 from starlette.requests import HTTPConnection
 
 from selfheal.api.schemas import SERVICE_ID
-from selfheal.auth import FailureThrottle, Principal, allows
+from selfheal.application.access import require_scope
+from selfheal.application.paging import CURSOR_PATTERN, MAX_ID, parse_cursor
+from selfheal.auth import FailureThrottle, Principal
 from selfheal.errors import (
     ApiError,
     AuthenticationError,
-    BadRequestError,
-    ForbiddenError,
     TooManyRequestsError,
 )
 from selfheal.runtime.agent import Agent
@@ -27,7 +26,7 @@ def get_agent(request: Request) -> Agent:
     return agent
 
 
-def presented_key(request: Request, header: str) -> str | None:
+def presented_key(request: HTTPConnection, header: str) -> str | None:
     """The key in the API key header, or in ``Authorization: Bearer KEY`` (what
     Prometheus' ``authorization`` block sends)."""
     key = request.headers.get(header)
@@ -59,12 +58,7 @@ def get_principal(request: Request) -> Principal:
     principal = agent.keys.authenticate(key)
     if principal is None:
         raise refusal(request, key)
-    needed = needed_scope(request.method, request.url.path)
-    if not allows(principal.scope, needed):
-        raise ForbiddenError(
-            f"this needs a key with the {needed} scope; this key has {principal.scope} "
-            "(create one with `selfheal keys create --scope` or POST /api/keys)"
-        )
+    require_scope(principal, needed_scope(request.method, request.url.path))
     request.state.principal = principal  # for the audit of changes (AuditMiddleware)
     return principal
 
@@ -98,29 +92,16 @@ def websocket_agent(websocket: WebSocket) -> Agent:
     return agent
 
 
-# row ids are 64-bit signed integers in both databases; past that a query cannot run
-MAX_ID = 2**63 - 1
-_CURSOR = r"[0-9]{1,19}"
-
-
 def page_cursor(
     cursor: Annotated[
         str | None,
         Query(description="the next_cursor of the previous page"),
         # stated for clients; checked below, so that the answer says how to fix it
-        WithJsonSchema({"type": "string", "pattern": f"^{_CURSOR}$", "maxLength": 19}),
+        WithJsonSchema({"type": "string", "pattern": f"^{CURSOR_PATTERN}$", "maxLength": 19}),
     ] = None,
 ) -> int | None:
     """The keyset cursor of a list route (the ``next_cursor`` of the previous page)."""
-    if cursor is None:
-        return None
-    # ASCII digits only: "\u00b2".isdigit() is true and int() refuses it
-    if not re.fullmatch(_CURSOR, cursor) or int(cursor) > MAX_ID:
-        raise BadRequestError(
-            "cursor must be the next_cursor of a previous page (ASCII digits, at most "
-            f"{MAX_ID}); leave it out for the first page"
-        )
-    return int(cursor)
+    return parse_cursor(cursor)
 
 
 AgentDep = Annotated[Agent, Depends(get_agent)]

@@ -39,6 +39,14 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def http_error(status: int, message: str) -> ApiError:
+    """An ``ApiError`` for an HTTP status and message from elsewhere (a library)."""
+    error = ApiError(message)
+    error.status_code = status
+    error.code = _HTTP_CODES.get(status, "error")
+    return error
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     """The error body every failure of the API uses."""
     body: dict[str, Any] = {"code": code, "message": message} | extra

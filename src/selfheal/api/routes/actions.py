@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, ServiceIdFilter
 from selfheal.api.errors import documented
 from selfheal.api.schemas import ActionsPublic
-from selfheal.api.views import action_public
-from selfheal.storage.repositories import actions as repo
+from selfheal.application import actions as app
 
 router = APIRouter(prefix="/api/actions", tags=["actions"])
 
@@ -29,13 +28,11 @@ async def list_actions(
     before: CursorDep = None,
 ) -> ActionsPublic:
     """Filter by service; page with ``cursor``."""
-    async with agent.db.session() as session:
-        rows = await repo.list_actions(
-            session=session,
-            tenant_id=principal.tenant_id,
-            service_id=service_id,
-            limit=limit,
-            before_id=before,
-        )
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return ActionsPublic(data=[action_public(r) for r in rows], next_cursor=next_cursor)
+    page = await app.list_actions(
+        agent,
+        tenant_id=principal.tenant_id,
+        service_id=service_id,
+        limit=limit,
+        before=before,
+    )
+    return ActionsPublic(data=page.data, next_cursor=page.next_cursor)

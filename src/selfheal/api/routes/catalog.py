@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from selfheal.api.deps import AgentDep, PrincipalDep
-from selfheal.api.schemas import CatalogActionIn, CatalogActionPublic, CatalogPublic, CatalogUpdate
-from selfheal.decisions.engine import ensure_catalog
-from selfheal.errors import ValidationFailedError
-from selfheal.storage.repositories import audit as audit_repo
-from selfheal.storage.repositories import catalog as repo
+from selfheal.api.schemas import CatalogPublic, CatalogUpdate
+from selfheal.application import catalog as app
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"])
-
-
-async def _read(agent: AgentDep, tenant_id: str) -> CatalogPublic:
-    await ensure_catalog(agent.db, tenant_id)
-    async with agent.db.session() as session:
-        rows = await repo.catalog_entries(session=session, tenant_id=tenant_id)
-    entries: dict[str, list[CatalogActionPublic]] = {}
-    for row in rows:
-        runs = row.successes + row.failures
-        entries.setdefault(row.incident_type, []).append(
-            CatalogActionPublic(
-                action=row.action,
-                params=row.params,
-                successes=row.successes,
-                failures=row.failures,
-                success_rate=round(row.successes / runs, 4) if runs else None,
-                mean_recovery_seconds=(
-                    round(row.recovery_seconds_total / row.successes, 2) if row.successes else None
-                ),
-            )
-        )
-    return CatalogPublic(entries=entries)
 
 
 @router.get("", response_model=CatalogPublic, summary="The fix catalog")
 async def get_catalog(agent: AgentDep, principal: PrincipalDep) -> CatalogPublic:
     """For each incident type, its fixes in order, with their observed outcomes."""
-    return await _read(agent, principal.tenant_id)
+    return await app.read_catalog(agent, tenant_id=principal.tenant_id)
 
 
 @router.put("", response_model=CatalogPublic, summary="Replace the fix catalog")
@@ -50,26 +23,4 @@ async def put_catalog(
 ) -> CatalogPublic:
     """Types given are replaced; types left out are kept. Outcomes of fixes that stay
     are kept too."""
-    await ensure_catalog(agent.db, principal.tenant_id)
-    async with agent.db.session() as session:
-        current: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for row in await repo.catalog_entries(session=session, tenant_id=principal.tenant_id):
-            current.setdefault(row.incident_type, []).append((row.action, dict(row.params)))
-        for kind, actions in body.entries.items():
-            items = [
-                a if isinstance(a, CatalogActionIn) else CatalogActionIn(action=a) for a in actions
-            ]
-            names = [a.action for a in items]
-            if len(set(names)) != len(names):
-                raise ValidationFailedError(f"entries.{kind.value}: an action is listed twice")
-            current[kind.value] = [(a.action, a.params) for a in items]
-        await repo.replace_catalog(session=session, tenant_id=principal.tenant_id, entries=current)
-        await audit_repo.audit(
-            session=session,
-            tenant_id=principal.tenant_id,
-            actor=principal.key_name,
-            verb="catalog.replace",
-            target="catalog",
-            detail={"types": sorted(k.value for k in body.entries)},
-        )
-    return await _read(agent, principal.tenant_id)
+    return await app.replace_catalog(agent, principal=principal, body=body)

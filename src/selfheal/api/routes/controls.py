@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -14,72 +13,31 @@ from selfheal.api.schemas import (
     AutomationPublic,
     GroupPublic,
     PauseIn,
-    PausePublic,
     SilenceCreate,
     SilencePublic,
     SilencesPublic,
 )
 from selfheal.api.views import incident_public
-from selfheal.decisions.controls import EVERY_SERVICE, SilenceView
-from selfheal.errors import NotFoundError, ValidationFailedError
-from selfheal.storage.repositories import audit as audit_repo
+from selfheal.application import controls as app
+from selfheal.errors import NotFoundError
 from selfheal.storage.repositories import groups as groups_repo
 
 router = APIRouter(prefix="/api", tags=["controls"])
 
 
-def _automation(agent: AgentDep, tenant_id: str) -> AutomationPublic:
-    pauses = agent.controls.pauses(tenant_id)
-    return AutomationPublic(
-        paused=any(p.service_id == EVERY_SERVICE for p in pauses),
-        pauses=[
-            PausePublic(
-                service_id=p.service_id,
-                paused_by=p.paused_by,
-                reason=p.reason,
-                paused_at=p.paused_at,
-            )
-            for p in pauses
-        ],
-    )
-
-
-async def _audit(
-    agent: AgentDep, tenant_id: str, actor: str, verb: str, target: str, detail: dict[str, Any]
-) -> None:
-    async with agent.db.session() as session:
-        await audit_repo.audit(
-            session=session,
-            tenant_id=tenant_id,
-            actor=actor,
-            verb=verb,
-            target=target,
-            detail=detail,
-        )
-
-
 @router.get("/automation", response_model=AutomationPublic, summary="Kill switch state")
 async def automation(agent: AgentDep, principal: PrincipalDep) -> AutomationPublic:
     """What is paused for this tenant."""
-    return _automation(agent, principal.tenant_id)
+    return app.automation(agent, tenant_id=principal.tenant_id)
 
 
 @router.post("/automation/pause", response_model=AutomationPublic, summary="Stop all actions")
 async def pause(body: PauseIn, agent: AgentDep, principal: PrincipalDep) -> AutomationPublic:
     """The kill switch: no action runs (for one service, or all); detection goes on and
     incidents are still opened. Held incidents act once automation resumes."""
-    await agent.controls.pause(
-        principal.tenant_id, body.service_id, principal.key_name, body.reason
+    return await app.pause(
+        agent, principal=principal, service_id=body.service_id, reason=body.reason
     )
-    await _audit(
-        agent,
-        principal.tenant_id,
-        principal.key_name,
-        "automation.pause",
-        body.service_id or EVERY_SERVICE,
-        {"reason": body.reason},
-    )
-    return _automation(agent, principal.tenant_id)
 
 
 @router.post(
@@ -90,28 +48,13 @@ async def pause(body: PauseIn, agent: AgentDep, principal: PrincipalDep) -> Auto
 )
 async def resume(body: PauseIn, agent: AgentDep, principal: PrincipalDep) -> AutomationPublic:
     """Lift a pause (of one service, or the tenant-wide one)."""
-    existed = await agent.controls.resume(principal.tenant_id, body.service_id)
-    if not existed:
-        raise NotFoundError(f"automation is not paused for {body.service_id or 'every service'}")
-    await _audit(
-        agent,
-        principal.tenant_id,
-        principal.key_name,
-        "automation.resume",
-        body.service_id or EVERY_SERVICE,
-        {},
-    )
-    return _automation(agent, principal.tenant_id)
-
-
-def _silence(view: SilenceView) -> SilencePublic:
-    return SilencePublic.model_validate(view.as_dict())
+    return await app.resume(agent, principal=principal, service_id=body.service_id)
 
 
 @router.get("/silences", response_model=SilencesPublic, summary="Silences that have not ended")
 async def list_silences(agent: AgentDep, principal: PrincipalDep) -> SilencesPublic:
     """Active and upcoming silences and maintenance windows."""
-    return SilencesPublic(data=[_silence(s) for s in agent.controls.silences(principal.tenant_id)])
+    return SilencesPublic(data=app.silences(agent, tenant_id=principal.tenant_id))
 
 
 @router.post(
@@ -124,38 +67,7 @@ async def create_silence(
     body: SilenceCreate, agent: AgentDep, principal: PrincipalDep
 ) -> SilencePublic:
     """Incidents of matching services are recorded, not acted on, until it ends."""
-    if body.matchers.service_id is None and not body.matchers.tags:
-        raise ValidationFailedError("matchers: give a service_id or tags")
-    starts = (body.starts_at or datetime.now(UTC)).astimezone(UTC)
-    if body.ends_at is not None and body.duration is not None:
-        raise ValidationFailedError("give ends_at or duration, not both")
-    if body.ends_at is None and body.duration is None:
-        raise ValidationFailedError("give ends_at or duration")
-    ends = (
-        body.ends_at.astimezone(UTC)
-        if body.ends_at
-        else starts + timedelta(seconds=body.duration or 0)
-    )
-    if ends <= starts:
-        raise ValidationFailedError("ends_at must be after starts_at")
-    view = await agent.controls.add_silence(
-        principal.tenant_id,
-        service_id=body.matchers.service_id,
-        tags=body.matchers.tags,
-        starts_at=starts,
-        ends_at=ends,
-        comment=body.comment,
-        by=principal.key_name,
-    )
-    await _audit(
-        agent,
-        principal.tenant_id,
-        principal.key_name,
-        "silence.create",
-        str(view.id),
-        {"matchers": body.matchers.model_dump(), "ends_at": ends.isoformat()},
-    )
-    return _silence(view)
+    return await app.create_silence(agent, principal=principal, body=body)
 
 
 @router.delete(
@@ -166,11 +78,7 @@ async def create_silence(
 )
 async def delete_silence(silence_id: RowId, agent: AgentDep, principal: PrincipalDep) -> Response:
     """Held incidents of the services it covered are acted on again."""
-    if not await agent.controls.delete_silence(principal.tenant_id, silence_id):
-        raise NotFoundError(f"no silence {silence_id}")
-    await _audit(
-        agent, principal.tenant_id, principal.key_name, "silence.delete", str(silence_id), {}
-    )
+    await app.delete_silence(agent, principal=principal, silence_id=silence_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

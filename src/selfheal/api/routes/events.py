@@ -16,13 +16,12 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from selfheal.api.deps import AgentDep, PrincipalDep, refusal, websocket_agent
+from selfheal.application.feed import KeyRefusedError, next_event
 from selfheal.auth import Principal
-from selfheal.events import Event, Subscription
+from selfheal.events import Subscription
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
-KEEPALIVE_SECONDS = 15.0
-KEY_RECHECK_SECONDS = 1.0  # how often an open feed checks that its key still holds
 REVOKED = {"code": "unauthorized", "message": "the API key was revoked or has expired"}
 AUTH_TIMEOUT_SECONDS = 5.0
 
@@ -43,24 +42,6 @@ async def stream(request: Request, agent: AgentDep, principal: PrincipalDep) -> 
     )
 
 
-async def _next(subscription: Subscription, valid: Callable[[], bool]) -> Event | None:
-    """The next event within KEEPALIVE_SECONDS, or None; raises ``_Refused`` as soon
-    as the key no longer holds (checked every KEY_RECHECK_SECONDS)."""
-    waited = 0.0
-    while waited < KEEPALIVE_SECONDS:
-        event = await subscription.get(timeout=KEY_RECHECK_SECONDS)
-        if not valid():
-            raise _Refused
-        if event is not None:
-            return event
-        waited += KEY_RECHECK_SECONDS
-    return None
-
-
-class _Refused(Exception):
-    """The feed's key was revoked, expired, or its tenant disabled."""
-
-
 async def _sse(
     request: Request, subscription: Subscription, valid: Callable[[], bool]
 ) -> AsyncIterator[str]:
@@ -68,8 +49,8 @@ async def _sse(
         yield ": connected\n\n"
         while not await request.is_disconnected():
             try:
-                event = await _next(subscription, valid)
-            except _Refused:
+                event = await next_event(subscription, valid)
+            except KeyRefusedError:
                 yield f"event: error\ndata: {json.dumps({'error': REVOKED})}\n\n"
                 return
             if event is None:
@@ -98,8 +79,10 @@ async def websocket_feed(websocket: WebSocket) -> None:
         try:
             while not receiver.done():
                 try:
-                    event = await _next(subscription, lambda: agent.keys.still_valid(principal))
-                except _Refused:
+                    event = await next_event(
+                        subscription, lambda: agent.keys.still_valid(principal)
+                    )
+                except KeyRefusedError:
                     await websocket.send_json({"error": REVOKED})
                     await websocket.close(code=4401)
                     return

@@ -6,19 +6,15 @@ touches the database, so it costs the same however busy storage is.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from fastapi import APIRouter, Response
 
 from selfheal.api.coalesce import Coalescer
 from selfheal.api.deps import AgentDep, PrincipalDep
-from selfheal.api.schemas import FleetPublic, FleetServicePublic
-from selfheal.runtime.agent import Agent
+from selfheal.api.schemas import FleetPublic
+from selfheal.application.fleet import fleet_health
 
 router = APIRouter(prefix="/api/fleet", tags=["fleet"])
 _walks: Coalescer[bytes] = Coalescer()
-YIELD_EVERY = 100  # services walked between two turns of the event loop
 
 
 @router.get("", response_model=FleetPublic, summary="Every service's status and recent probes")
@@ -27,47 +23,8 @@ async def get_fleet(agent: AgentDep, principal: PrincipalDep) -> Response:
     the live feed's ``service.status`` and ``service.probes`` events keep it current."""
 
     async def compute() -> bytes:
-        return (await _fleet(agent, principal.tenant_id)).model_dump_json().encode()
+        return (await fleet_health(agent, tenant_id=principal.tenant_id)).model_dump_json().encode()
 
     # concurrent first renders share one walk and one serialization (api/coalesce.py)
     body = await _walks.run((id(agent), principal.tenant_id), compute)
     return Response(body, media_type="application/json")
-
-
-async def _fleet(agent: Agent, tenant_id: str) -> FleetPublic:
-    services: list[FleetServicePublic] = []
-    by_status: dict[str, int] = {}
-    tags: set[str] = set()
-    for n, spec in enumerate(agent.fleet.specs()):
-        if n % YIELD_EVERY == YIELD_EVERY - 1:
-            await asyncio.sleep(0)  # let due probes start between slices of the walk
-        if spec.tenant_id != tenant_id:
-            continue
-        state = agent.monitor.state(spec.key)
-        status = state.status.value if state else "unknown"
-        by_status[status] = by_status.get(status, 0) + 1
-        tags.update(spec.tags)
-        last = state.last if state else None
-        points = state.recent.points() if state else []
-        services.append(
-            FleetServicePublic(
-                service_id=spec.service_id,
-                name=spec.name,
-                status=status,
-                status_since=state.since if state else None,
-                tags=list(spec.tags),
-                last_check_at=last.at if last else None,
-                response_ms=round(last.response_ms, 2) if last else None,
-                ok=last.ok if last else None,
-                recent_ms=[round(ms, 1) for _at, ms, _ok in points],
-                recent_ok=[ok for _at, _ms, ok in points],
-            )
-        )
-    services.sort(key=lambda s: s.service_id)
-    return FleetPublic(
-        services=services,
-        count=len(services),
-        by_status=by_status,
-        tags=sorted(tags),
-        at=time.time(),
-    )

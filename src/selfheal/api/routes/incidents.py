@@ -9,12 +9,8 @@ from fastapi import APIRouter, Body, Query
 from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, RowId, ServiceIdFilter
 from selfheal.api.errors import documented
 from selfheal.api.schemas import IncidentDetail, IncidentResolve, IncidentsPublic
-from selfheal.api.views import action_public, incident_public, timeline_public
-from selfheal.errors import ConflictError, NotFoundError
-from selfheal.storage.repositories import actions as actions_repo
-from selfheal.storage.repositories import audit as audit_repo
-from selfheal.storage.repositories import incidents as repo
-from selfheal.types import IncidentStatus, IncidentType, ServiceKey
+from selfheal.application import incidents as app
+from selfheal.types import IncidentStatus
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 
@@ -37,33 +33,15 @@ async def list_incidents(
     before: CursorDep = None,
 ) -> IncidentsPublic:
     """Filter by status and service; page with ``cursor``."""
-    async with agent.db.session() as session:
-        rows = await repo.list_incidents(
-            session=session,
-            tenant_id=principal.tenant_id,
-            status=status,
-            service_id=service_id,
-            limit=limit,
-            before_id=before,
-        )
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return IncidentsPublic(data=[incident_public(r) for r in rows], next_cursor=next_cursor)
-
-
-async def _detail(agent: AgentDep, tenant_id: str, incident_id: int) -> IncidentDetail:
-    async with agent.db.session() as session:
-        row = await repo.get_incident(session=session, tenant_id=tenant_id, incident_id=incident_id)
-        if row is None:
-            raise NotFoundError(f"no incident {incident_id}")
-        steps = await repo.timeline(session=session, tenant_id=tenant_id, incident_id=incident_id)
-        runs = await actions_repo.actions_for_incident(
-            session=session, tenant_id=tenant_id, incident_id=incident_id
-        )
-    return IncidentDetail(
-        **incident_public(row).model_dump(),
-        timeline=[timeline_public(s) for s in steps],
-        actions=[action_public(a) for a in runs],
+    page = await app.list_incidents(
+        agent,
+        tenant_id=principal.tenant_id,
+        status=status,
+        service_id=service_id,
+        limit=limit,
+        before=before,
     )
+    return IncidentsPublic(data=page.data, next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -76,7 +54,7 @@ async def get_incident(
     incident_id: RowId, agent: AgentDep, principal: PrincipalDep
 ) -> IncidentDetail:
     """The incident with its whole timeline and every action taken."""
-    return await _detail(agent, principal.tenant_id, incident_id)
+    return await app.incident_detail(agent, tenant_id=principal.tenant_id, incident_id=incident_id)
 
 
 @router.post(
@@ -89,9 +67,7 @@ async def acknowledge(
     incident_id: RowId, agent: AgentDep, principal: PrincipalDep
 ) -> IncidentDetail:
     """Say a person is looking; automation carries on."""
-    await _detail(agent, principal.tenant_id, incident_id)  # 404 if not this tenant's
-    await agent.incidents.acknowledge(principal.tenant_id, incident_id, principal.key_name)
-    return await _detail(agent, principal.tenant_id, incident_id)
+    return await app.acknowledge(agent, principal=principal, incident_id=incident_id)
 
 
 @router.post(
@@ -107,24 +83,8 @@ async def resolve(
     body: Annotated[IncidentResolve | None, Body()] = None,
 ) -> IncidentDetail:
     """Close the incident now; a heal loop working on it stops at its next step."""
-    current = await _detail(agent, principal.tenant_id, incident_id)
-    if current.status == IncidentStatus.RESOLVED:
-        raise ConflictError(f"incident {incident_id} is already resolved")
     note = body.note if body and body.note else None
-    moved = await agent.incidents.move(
-        principal.tenant_id,
-        incident_id,
-        IncidentStatus.RESOLVED,
-        f"resolved by {principal.key_name}" + (f": {note}" if note else ""),
-        resolution="resolved by hand",
-    )
-    if moved is None:
-        raise ConflictError(f"incident {incident_id} changed state meanwhile; retry")
-    state = agent.monitor.state(ServiceKey(principal.tenant_id, current.service_id))
-    if state is not None:
-        # if the trouble persists, detection opens a fresh incident
-        state.hysteresis.forget(IncidentType(current.type))
-    return await _detail(agent, principal.tenant_id, incident_id)
+    return await app.resolve(agent, principal=principal, incident_id=incident_id, note=note)
 
 
 @router.post(
@@ -135,17 +95,4 @@ async def resolve(
 )
 async def approve(incident_id: RowId, agent: AgentDep, principal: PrincipalDep) -> IncidentDetail:
     """Release the action the incident holds for approval (see ``policies.approval``)."""
-    await _detail(agent, principal.tenant_id, incident_id)
-    action = agent.controls.approve(incident_id, principal.key_name)
-    if action is None:
-        raise ConflictError(f"incident {incident_id} has no action waiting for approval")
-    async with agent.db.session() as session:
-        await audit_repo.audit(
-            session=session,
-            tenant_id=principal.tenant_id,
-            actor=principal.key_name,
-            verb="incident.approve",
-            target=str(incident_id),
-            detail={"action": action},
-        )
-    return await _detail(agent, principal.tenant_id, incident_id)
+    return await app.approve(agent, principal=principal, incident_id=incident_id)

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from selfheal.api.deps import AgentDep, PrincipalDep, ServiceIdPath
 from selfheal.api.errors import documented
+from selfheal.application.insights import InsightsPublic, insights
 from selfheal.errors import NotFoundError
 from selfheal.learning.outcomes import load_state, reset_service
-from selfheal.learning.patterns import load_insights
 from selfheal.services import ServiceSpec
 from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import learning as learning_repo
@@ -67,25 +67,6 @@ class LearningReset(BaseModel):
     service_id: str
     fixes_forgotten: int
     baselines_forgotten: int
-
-
-class InsightPublic(BaseModel):
-    """One pattern found in the history."""
-
-    kind: str
-    summary: str
-    p_value: float = Field(description="Bonferroni-corrected")
-    data: dict[str, Any]
-
-
-class InsightsPublic(BaseModel):
-    """Patterns over the last ``days`` days, strongest first in each list."""
-
-    days: int
-    top: list[InsightPublic]
-    recurring: list[InsightPublic]
-    co_failing: list[InsightPublic]
-    fading_fixes: list[InsightPublic]
 
 
 def _spec(agent: AgentDep, tenant_id: str, service_id: str) -> ServiceSpec:
@@ -180,21 +161,4 @@ async def get_insights(
 ) -> InsightsPublic:
     """Recurring incidents (time of day, day of week), services that fail together, and
     fixes that stopped working; only findings that survive a multiple-testing correction."""
-    found = await load_insights(agent.db, tenant_id=principal.tenant_id, days=days)
-
-    def public(items: list[Any]) -> list[InsightPublic]:
-        return [
-            InsightPublic(
-                kind=f.kind, summary=f.summary, p_value=float(f"{f.p_value:.3g}"), data=f.data
-            )
-            for f in items
-        ]
-
-    everything = sorted((f for items in found.values() for f in items), key=lambda f: f.p_value)
-    return InsightsPublic(
-        days=days,
-        top=public(everything[:10]),
-        recurring=public(found["recurring"]),
-        co_failing=public(found["co_failing"]),
-        fading_fixes=public(found["fading_fixes"]),
-    )
+    return await insights(agent, tenant_id=principal.tenant_id, days=days)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -27,14 +27,12 @@ from selfheal.api.schemas import (
     ServiceUpdate,
     ServiceView,
 )
-from selfheal.api.views import service_public
+from selfheal.application import services as app_services
 from selfheal.checks.heartbeat import Heartbeat
 from selfheal.errors import AuthenticationError, NotFoundError, ValidationFailedError
 from selfheal.runtime.agent import Agent
-from selfheal.runtime.fleet import SETTING_FIELDS
 from selfheal.storage.repositories import actions as actions_repo
 from selfheal.storage.repositories import incidents as incidents_repo
-from selfheal.storage.repositories import services as repo
 from selfheal.types import ServiceKey, ServiceStatus
 
 router = APIRouter(prefix="/api/services", tags=["services"])
@@ -50,25 +48,9 @@ async def register_service(
 ) -> ServiceRegistered:
     """Create or replace a service. Fields left out take their defaults; a left-out
     secret keeps the stored one."""
-    row, created = await agent.fleet.upsert(
-        tenant_id=principal.tenant_id,
-        service_id=body.service_id,
-        actor=principal.key_name,
-        name=body.name,
-        health_url=body.health_url,
-        webhook_url=body.webhook_url,
-        secret=body.secret,
-        tags=body.tags or [],
-        metadata=body.metadata,
-        options=_options(body.model_dump(exclude_unset=True)),
-    )
+    service, created = await app_services.register_service(agent, principal=principal, body=body)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return ServiceRegistered(created=created, service=service_public(agent, row))
-
-
-def _options(fields: dict[str, Any]) -> dict[str, Any]:
-    names = (*SETTING_FIELDS, "thresholds")
-    return {name: fields[name] for name in names if fields.get(name) is not None}
+    return ServiceRegistered(created=created, service=service)
 
 
 @router.get(
@@ -85,13 +67,10 @@ async def list_services(
 ) -> ServicesPublic:
     """The caller's services with their live status, in the order they were
     registered; page with ``cursor`` (the ``next_cursor`` of the previous page)."""
-    async with agent.db.session() as session:
-        rows = await repo.list_services(
-            session=session, tenant_id=principal.tenant_id, limit=limit, after_id=after
-        )
-    data = [service_public(agent, row) for row in rows]
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return ServicesPublic(data=data, count=len(data), next_cursor=next_cursor)
+    page = await app_services.list_services(
+        agent, tenant_id=principal.tenant_id, limit=limit, after=after
+    )
+    return ServicesPublic(data=page.data, count=len(page.data), next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -104,13 +83,9 @@ async def get_service(
     service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
 ) -> ServicePublic:
     """A service with its recent probes."""
-    async with agent.db.session() as session:
-        row = await repo.get_service(
-            session=session, tenant_id=principal.tenant_id, service_id=service_id
-        )
-    if row is None:
-        raise NotFoundError(f"no service {service_id!r}")
-    return service_public(agent, row, recent=True)
+    return await app_services.get_service(
+        agent, tenant_id=principal.tenant_id, service_id=service_id
+    )
 
 
 @router.patch(
@@ -123,21 +98,9 @@ async def update_service(
     service_id: ServiceIdPath, body: ServiceUpdate, agent: AgentDep, principal: PrincipalDep
 ) -> ServicePublic:
     """Change only the fields given; ``"secret": null`` is refused (send a new one)."""
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("health_url", "name", "secret"):
-        if name in changes and changes[name] is None:
-            raise ValidationFailedError(f"{name}: cannot be null")
-    if "thresholds" in changes and changes["thresholds"] is not None:
-        changes["thresholds"] = {k: v for k, v in changes["thresholds"].items() if v is not None}
-    row = await agent.fleet.patch(
-        tenant_id=principal.tenant_id,
-        service_id=service_id,
-        actor=principal.key_name,
-        changes=changes,
+    return await app_services.update_service(
+        agent, principal=principal, service_id=service_id, body=body
     )
-    if row is None:
-        raise NotFoundError(f"no service {service_id!r}")
-    return service_public(agent, row)
 
 
 @router.delete(
@@ -150,11 +113,7 @@ async def delete_service(
     service_id: ServiceIdPath, agent: AgentDep, principal: PrincipalDep
 ) -> Response:
     """Remove a service; its incidents stay as history."""
-    deleted = await agent.fleet.delete(
-        tenant_id=principal.tenant_id, service_id=service_id, actor=principal.key_name
-    )
-    if not deleted:
-        raise NotFoundError(f"no service {service_id!r}")
+    await app_services.delete_service(agent, principal=principal, service_id=service_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
