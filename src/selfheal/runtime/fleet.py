@@ -39,8 +39,9 @@ from selfheal.storage.db import Database
 from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import learning as learning_repo
 from selfheal.storage.repositories import services as repo
+from selfheal.storage.repositories import tenants as tenants_repo
 from selfheal.storage.tables import Service
-from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
+from selfheal.types import ServiceKey, ServiceStatus
 
 log = get_logger(__name__)
 
@@ -426,11 +427,15 @@ class FleetManager:
         return deleted
 
     async def sync_config(self, config: FileConfig) -> None:
-        """Make the config file's services the default tenant's config-sourced services."""
-        wanted = {svc.id for svc in config.services}
+        """Make the config file's services each tenant's config-sourced services
+        (a service names its ``tenant``; left out, the default tenant)."""
+        wanted = {(svc.tenant_id, svc.id) for svc in config.services}
+        async with self._db.session() as session:
+            for tenant_id in sorted({t for t, _ in wanted}):
+                await tenants_repo.ensure_tenant(session=session, tenant_id=tenant_id)
         for svc in config.services:
             await self.upsert(
-                tenant_id=DEFAULT_TENANT,
+                tenant_id=svc.tenant_id,
                 service_id=svc.id,
                 actor="config",
                 source="config",
@@ -438,12 +443,12 @@ class FleetManager:
             )
         async with self._db.session() as session:
             stale = [
-                row.service_id
-                for row in await repo.list_services(session=session, tenant_id=DEFAULT_TENANT)
-                if row.source == "config" and row.service_id not in wanted
+                (row.tenant_id, row.service_id)
+                for row in await repo.config_services(session=session)
+                if (row.tenant_id, row.service_id) not in wanted
             ]
-        for service_id in stale:
-            await self.delete(tenant_id=DEFAULT_TENANT, service_id=service_id, actor="config")
+        for tenant_id, service_id in stale:
+            await self.delete(tenant_id=tenant_id, service_id=service_id, actor="config")
 
 
 def config_values(svc: ServiceConfig) -> dict[str, Any]:
