@@ -38,17 +38,25 @@ def presented_key(request: Request, header: str) -> str | None:
     return key
 
 
-# key administration needs the admin scope; every other route needs read to look
-# and write to change (decided here, so a new route is covered without a mark)
+# key administration needs the admin scope, and so does changing the tenant's own
+# settings; every other route needs read to look and write to change (decided here,
+# so a new route is covered without a mark)
 ADMIN_PREFIX = "/api/keys"
+ADMIN_WRITE_PREFIX = "/api/tenant"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def needed_scope(method: str, path: str) -> str:
-    """The scope a request needs: admin for key administration, else read or write."""
-    if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+    """The scope a request needs: admin for key administration and tenant settings
+    changes, else read or write."""
+    safe = method.upper() in _SAFE_METHODS
+    if _under(path, ADMIN_PREFIX) or (not safe and _under(path, ADMIN_WRITE_PREFIX)):
         return "admin"
-    return "read" if method.upper() in _SAFE_METHODS else "write"
+    return "read" if safe else "write"
 
 
 def get_principal(request: Request) -> Principal:
@@ -66,6 +74,16 @@ def get_principal(request: Request) -> Principal:
             "(create one with `selfheal keys create --scope` or POST /api/keys)"
         )
     request.state.principal = principal  # for the audit of changes (AuditMiddleware)
+    rate = agent.tenants.quotas(principal.tenant_id).requests_per_second
+    wait = agent.rates.take(principal.tenant_id, rate)
+    if wait is not None:
+        tenant = principal.tenant_id
+        raise TooManyRequestsError(
+            f"tenant {tenant!r} is over its quota of {rate:g} requests per second; retry after "
+            f"the seconds in Retry-After, or raise the quota (requests_per_second under "
+            f"tenants.{tenant} in the config file, or PUT /api/tenant/quotas with an admin key)",
+            retry_after=wait,
+        )
     return principal
 
 

@@ -49,6 +49,7 @@ from selfheal.runtime.healer import Healer
 from selfheal.runtime.healing import build_healing
 from selfheal.runtime.history import FLUSH_INTERVAL, HistoryWriter
 from selfheal.runtime.identity import load_identity_and_catalog, reload_keys
+from selfheal.runtime.ratelimit import TenantRateLimiter
 from selfheal.runtime.recovery import recover_incidents
 from selfheal.runtime.retention import Pruner, RetentionPolicy
 from selfheal.runtime.scoring import AnomalyScoring
@@ -102,6 +103,7 @@ class Agent:
         self.tenants = TenantBook(
             db=self.db, settings=self.settings, file_config=self.file_config, box=self.box
         )
+        self.rates = TenantRateLimiter()  # the tenants' requests_per_second quotas
         self.outbound = OutboundPolicies(
             allow=self.settings.OUTBOUND_ALLOW,
             deny=self.settings.OUTBOUND_DENY,

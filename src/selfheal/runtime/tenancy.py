@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from selfheal.actions.notify import Notifier
@@ -33,6 +33,7 @@ from selfheal.types import DEFAULT_TENANT
 # fields of a channel that can carry a credential: a webhook URL often holds its token
 SECRET_FIELDS = ("url", "secret", "routing_key", "password", "options")
 REDACTED = "[redacted]"
+_NO_QUOTAS = TenantQuotas()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class ChannelEntry:
     """One channel of a tenant and where it comes from (``config`` or ``api``)."""
 
     config: NotificationConfig
-    source: str
+    source: Literal["config", "api"]
 
 
 class TenantBook:
@@ -57,6 +58,7 @@ class TenantBook:
         self._stored_policies: dict[str, dict[str, Any]] = {}
         self._stored_quotas: dict[str, dict[str, Any]] = {}
         self._policies: dict[str, Policies] = {}
+        self._quotas: dict[str, TenantQuotas] = {}
         self._channels: dict[str, list[ChannelEntry]] = {}
         self._notifier: Notifier | None = None
         self._refresh()
@@ -83,7 +85,10 @@ class TenantBook:
         return TenantPolicies.model_validate(merged)
 
     def quotas(self, tenant_id: str) -> TenantQuotas:
-        """The tenant's quotas: the API's values over the config file's."""
+        """The tenant's quotas: the API's values over the config file's (read per request)."""
+        return self._quotas.get(tenant_id, _NO_QUOTAS)
+
+    def _resolve_quotas(self, tenant_id: str) -> TenantQuotas:
         merged = TenantQuotas.model_validate(
             self._file.tenant(tenant_id).model_dump(include=set(TenantQuotas.model_fields))
         ).model_dump(exclude_none=True)
@@ -117,6 +122,8 @@ class TenantBook:
     def _refresh(self, stored: dict[str, list[NotificationConfig]] | None = None) -> None:
         tenants = set(self._file.tenants) | set(self._stored_policies)
         self._policies = {t: self._resolve(t) for t in tenants}
+        quota_tenants = set(self._file.tenants) | set(self._stored_quotas)
+        self._quotas = {t: self._resolve_quotas(t) for t in quota_tenants}
         channels: dict[str, list[ChannelEntry]] = {}
         for config in self._file.notifications:
             channels.setdefault(config.tenant_id, []).append(ChannelEntry(config, "config"))

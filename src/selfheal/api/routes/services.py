@@ -50,6 +50,7 @@ async def register_service(
 ) -> ServiceRegistered:
     """Create or replace a service. Fields left out take their defaults; a left-out
     secret keeps the stored one."""
+    await _check_service_quota(agent, principal.tenant_id, body.service_id)
     row, created = await agent.fleet.upsert(
         tenant_id=principal.tenant_id,
         service_id=body.service_id,
@@ -64,6 +65,23 @@ async def register_service(
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return ServiceRegistered(created=created, service=service_public(agent, row))
+
+
+async def _check_service_quota(agent: Agent, tenant_id: str, service_id: str) -> None:
+    """A new service past the tenant's ``max_services`` is refused (422); a change is not."""
+    limit = agent.tenants.quotas(tenant_id).max_services
+    if limit is None:
+        return
+    async with agent.db.session() as session:
+        if await repo.get_service(session=session, tenant_id=tenant_id, service_id=service_id):
+            return
+        count = await repo.count_services(session=session, tenant_id=tenant_id)
+    if count >= limit:
+        raise ValidationFailedError(
+            f"tenant {tenant_id!r} has {count} services, its max_services quota is {limit}: "
+            f"remove a service, or raise the quota (max_services under tenants.{tenant_id} "
+            "in the config file, or PUT /api/tenant/quotas with an admin key)"
+        )
 
 
 def _options(fields: dict[str, Any]) -> dict[str, Any]:
