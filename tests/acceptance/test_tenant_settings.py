@@ -76,7 +76,8 @@ async def test_a_tenants_policies_and_channels_act_on_its_incidents_only(
             hook = {"type": "slack", "url": f"{sinks.url('slack')}?token={TOKEN}"}
             answer = await b.put("/api/tenant/channels/b-pager", json=hook)
             assert answer.status_code == 201, answer.text
-            assert TOKEN not in answer.text and "/slack" not in answer.text
+            assert TOKEN not in answer.text
+            assert "/slack" not in answer.text
             # B's changes leave A's rules and channels alone
             a_policies = (await a.get("/api/tenant/policies")).json()
             assert a_policies["effective"]["approval"]["actions"] == []
@@ -111,7 +112,8 @@ async def test_a_tenants_policies_and_channels_act_on_its_incidents_only(
             async with server.agent.db.session() as session:
                 stored = (await session.execute(select(TenantChannel))).scalar_one()
             assert stored.tenant_id == "team-b"
-            assert stored.secrets_encrypted and TOKEN not in stored.secrets_encrypted
+            assert stored.secrets_encrypted
+            assert TOKEN not in stored.secrets_encrypted
             assert TOKEN not in repr(stored.settings)
             # removed, B has no channel again; a config channel cannot be removed by A
             assert (await b.delete("/api/tenant/channels/b-pager")).status_code == 204
