@@ -275,6 +275,7 @@ class CatalogEntryConfig(Strict):
     """The ordered candidate fixes for one incident type; first is tried first."""
 
     type: IncidentType
+    tenant: str | None = Field(default=None, pattern=_SERVICE_ID)  # left out: the default
     actions: list[CatalogAction | Annotated[str, Field(pattern=ACTION_NAME)]] = Field(min_length=1)
 
     def normalised(self) -> list[CatalogAction]:
@@ -421,6 +422,7 @@ class SilenceConfig(Strict):
     """A silence or maintenance window: matching incidents are recorded, not acted on."""
 
     matchers: SilenceMatchers
+    tenant: str | None = Field(default=None, pattern=_SERVICE_ID)  # left out: the default
     starts_at: datetime | None = None
     ends_at: datetime
     comment: str = Field(min_length=1, max_length=2000)
@@ -512,6 +514,17 @@ class FileConfig(Strict):
                 )
             seen.add((channel.tenant_id, channel.name))
         return channels
+
+    def named_tenants(self) -> set[str]:
+        """Every tenant the file names (a service, channel, catalog entry, silence, section)."""
+        named = {t or DEFAULT_TENANT for t in self._tenant_fields()} | set(self.tenants)
+        return named | {DEFAULT_TENANT}
+
+    def _tenant_fields(self) -> list[str | None]:
+        sections: list[list[Any]] = [self.services, self.notifications, self.catalog]
+        return [item.tenant for section in sections for item in section] + [
+            s.tenant for s in self.silences
+        ]
 
     def tenant(self, tenant_id: str) -> TenantConfig:
         """What the file says about one tenant (empty if it names none)."""

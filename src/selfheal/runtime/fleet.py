@@ -24,16 +24,16 @@ from selfheal.configfile import (
 )
 from selfheal.crypto import SecretBox
 from selfheal.detectors.monitor import Monitor
-from selfheal.errors import ConfigError, ValidationFailedError
+from selfheal.errors import ConfigError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
-from selfheal.logging import REDACTED, get_logger
+from selfheal.logging import get_logger
 from selfheal.outbound import OutboundPolicies
+from selfheal.runtime.service_store import seal_urls, store_service
 from selfheal.services import (
     ServiceSpec,
     build_spec,
     restore_credentials,
-    split_credentials,
 )
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import audit as audit_repo
@@ -45,7 +45,6 @@ from selfheal.types import ServiceKey, ServiceStatus
 
 log = get_logger(__name__)
 
-WEAK_SECRET_LENGTH = 16
 SETTING_FIELDS = (
     "interval",
     "timeout",
@@ -159,32 +158,6 @@ class FleetManager:
                 )
         return found
 
-    def _seal_urls(
-        self, tenant_id: str, urls: dict[str, str | None], stored: dict[str, Any]
-    ) -> tuple[dict[str, str | None], dict[str, str]]:
-        """Check URLs against the outbound policy; mask their passwords and encrypt them.
-
-        ``stored`` is the current ``url_credentials``: a URL sent back with the
-        mask (as the API shows it) keeps the password stored for it.
-        """
-        masked: dict[str, str | None] = {}
-        sealed: dict[str, str] = {}
-        for name, url in urls.items():
-            if url is None:
-                masked[name] = None
-                continue
-            refusal = self._outbound.url_refusal(tenant_id, url)
-            if refusal is not None:
-                raise ValidationFailedError(f"{name}: {refusal}")
-            masked[name], userinfo = split_credentials(url)
-            if userinfo is not None and userinfo.split(":", 1)[1] == REDACTED:
-                if name in stored:
-                    sealed[name] = stored[name]
-                continue
-            if userinfo is not None:
-                sealed[name] = self._box.encrypt(userinfo)
-        return masked, sealed
-
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
         state = self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
@@ -275,52 +248,23 @@ class FleetManager:
 
         Raises ``ValidationFailedError`` for a URL the tenant's outbound policy refuses.
         """
-        values: dict[str, Any] = {
-            "name": name or service_id,
-            "tags": list(tags),
-            "meta": metadata or {},
-            "settings": {k: v for k, v in (options or {}).items() if v is not None},
-            "source": source,
-        }
-        if remediation is not None:
-            values["remediation"] = remediation
-        process = values["settings"].get("process")
-        if process is not None and process.get("env"):
-            # stored encrypted, like the webhook secret
-            values["settings"]["process"] = {k: v for k, v in process.items() if k != "env"} | {
-                "env_encrypted": self._box.encrypt(json.dumps(process["env"]))
-            }
-        if secret is not None:
-            values["secret_encrypted"] = self._box.encrypt(secret)
-            if len(secret) < WEAK_SECRET_LENGTH:
-                log.warning("service_secret_weak", service_id=service_id, length=len(secret))
-        async with self._db.session() as session:
-            current = await repo.get_service(
-                session=session, tenant_id=tenant_id, service_id=service_id
-            )
-            stored = (current.settings or {}) if current else {}
-            urls, sealed = self._seal_urls(
-                tenant_id,
-                {"health_url": health_url, "webhook_url": webhook_url},
-                dict(stored.get("url_credentials") or {}),
-            )
-            health_url = urls["health_url"] or health_url
-            values |= {"health_url": health_url, "webhook_url": urls["webhook_url"]}
-            if learned := stored.get("learned_thresholds"):
-                values["settings"]["learned_thresholds"] = learned
-            if sealed:
-                values["settings"]["url_credentials"] = sealed
-            row, created = await repo.upsert_service(
-                session=session, tenant_id=tenant_id, service_id=service_id, values=values
-            )
-            await audit_repo.audit(
-                session=session,
-                tenant_id=tenant_id,
-                actor=actor,
-                verb="service.register" if created else "service.update",
-                target=service_id,
-                detail={"source": source, "health_url": health_url},
-            )
+        row, created = await store_service(
+            self._db,
+            self._box,
+            self._outbound,
+            tenant_id=tenant_id,
+            service_id=service_id,
+            actor=actor,
+            source=source,
+            name=name,
+            health_url=health_url,
+            webhook_url=webhook_url,
+            secret=secret,
+            tags=tags,
+            metadata=metadata,
+            options=options,
+            remediation=remediation,
+        )
         self._activate(row)
         self._bus.publish(
             ev.SERVICE_REGISTERED, tenant_id, {"service_id": service_id, "created": created}
@@ -347,7 +291,7 @@ class FleetManager:
             }
             if urls:
                 stored = dict(options.get("url_credentials") or {})
-                masked, sealed = self._seal_urls(tenant_id, urls, stored)
+                masked, sealed = seal_urls(self._outbound, self._box, tenant_id, urls, stored)
                 changes.update(masked)
                 options["url_credentials"] = {
                     n: v for n, v in stored.items() if n not in urls
