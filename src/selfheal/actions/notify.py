@@ -105,7 +105,7 @@ class Notifier:
                     channel=name,
                     channel_type=channel.config.type,
                     tenant_id=tenant_id,
-                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    error=_without_url(f"{type(exc).__name__}: {exc}", channel.config.url)[:300],
                 )
                 continue
             delivered.append(name)
@@ -117,6 +117,11 @@ class Notifier:
             delivered=delivered,
         )
         return delivered
+
+
+def _without_url(text: str, url: str | None) -> str:
+    """An error text without the channel's URL: it often carries a token."""
+    return text.replace(url, "<channel url>") if url else text
 
 
 class NotifyExecutor:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from selfheal.actions.notify import Notifier
 from selfheal.config import Settings
 from selfheal.configfile import (
@@ -26,9 +28,13 @@ from selfheal.configfile import (
 )
 from selfheal.crypto import SecretBox
 from selfheal.decisions.policy import Policies, resolve
+from selfheal.errors import ConfigError
+from selfheal.logging import get_logger
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import tenant_settings as repo
 from selfheal.types import DEFAULT_TENANT
+
+log = get_logger(__name__)
 
 # fields of a channel that can carry a credential: a webhook URL often holds its token
 SECRET_FIELDS = ("url", "secret", "routing_key", "password", "options")
@@ -114,9 +120,16 @@ class TenantBook:
         self._stored_quotas = {s.tenant_id: dict(s.quotas) for s in settings if s.quotas}
         stored: dict[str, list[NotificationConfig]] = {}
         for row in channels:
-            stored.setdefault(row.tenant_id, []).append(
-                decode_channel(self._box, row.tenant_id, row.settings, row.secrets_encrypted)
-            )
+            try:
+                config = decode_channel(
+                    self._box, row.tenant_id, row.settings, row.secrets_encrypted
+                )
+            except (ConfigError, ValidationError, ValueError) as exc:
+                # one unreadable channel (SECRET_KEY changed) must not stop the others
+                message = exc.message if isinstance(exc, ConfigError) else str(exc)[:300]
+                log.error("tenant_channel_unreadable", tenant_id=row.tenant_id, error=message)
+                continue
+            stored.setdefault(row.tenant_id, []).append(config)
         self._refresh(stored)
 
     def _refresh(self, stored: dict[str, list[NotificationConfig]] | None = None) -> None:
