@@ -448,8 +448,8 @@ class TenantQuotas(Strict):
 class TenantConfig(TenantQuotas):
     """What the operator grants one tenant (its keys cannot change the outbound networks).
 
-    ``policies`` and the quotas are the tenant's defaults; an admin key of the tenant
-    may change them through the API (the database then wins).
+    ``policies`` are the tenant's defaults, which an admin key of the tenant may
+    change through the API; the quotas are limits the API may only lower.
     """
 
     # loopback and private networks the tenant's services may be probed and called on

@@ -20,7 +20,7 @@ services:
     tenant: team-b
     health_url: http://127.0.0.1:9/health
 tenants:
-  team-b: {max_services: 2, outbound_allow: [127.0.0.0/8]}
+  team-b: {max_services: 3, outbound_allow: [127.0.0.0/8]}
   team-c: {requests_per_second: 1}
 """
 
@@ -46,11 +46,14 @@ async def test_max_services_refuses_a_new_service_past_it_with_how_to_raise_it(
         listed = (await b.get("/api/services")).json()["data"]
         assert [s["service_id"] for s in listed] == ["from-file"]  # the file's, in team-b
         assert (await default.get("/api/services")).json()["count"] == 0
+        # the tenant's admin lowers its quota below the operator's 3
+        lowered = await b.put("/api/tenant/quotas", json={"max_services": 2})
+        assert lowered.json()["max_services"] == 2
         assert (await b.post("/api/services/register", json=body("one"))).status_code == 201
         refused = await b.post("/api/services/register", json=body("two"))
         assert refused.status_code == 422
         message = refused.json()["error"]["message"]
-        assert "max_services quota is 2" in message
+        assert "has 2 services, its max_services quota is 2" in message
         assert "PUT /api/tenant/quotas" in message
         assert "tenants.team-b" in message
         # changing a service it has is not a new one; other tenants have no such limit
@@ -64,6 +67,10 @@ async def test_max_services_refuses_a_new_service_past_it_with_how_to_raise_it(
         assert raised.json()["services"] == 2
         assert (await b.post("/api/services/register", json=body("two"))).status_code == 201
         assert (await b.post("/api/services/register", json=body("six"))).status_code == 422
+        # the operator's limit in the config file is a ceiling the tenant cannot lift
+        above = await b.put("/api/tenant/quotas", json={"max_services": 4})
+        assert above.status_code == 422
+        assert "at most 3, the operator's limit" in above.json()["error"]["message"]
         await b.aclose()
         await default.aclose()
     # the file no longer lists it: it leaves team-b on the next start

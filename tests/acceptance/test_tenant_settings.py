@@ -67,6 +67,8 @@ async def test_a_tenants_policies_and_channels_act_on_its_incidents_only(
                 refused = await other.put("/api/tenant/policies", json={"dry_run": True})
                 assert refused.status_code == 403, refused.text
                 assert "admin scope" in refused.json()["error"]["message"]
+                catalog = {"entries": {"http_error": ["notify"]}}
+                assert (await other.put("/api/catalog", json=catalog)).status_code == 403
                 assert (await other.get("/api/tenant/policies")).status_code == 200
                 await other.aclose()
             approval = {"approval": {"actions": ["restart"], "timeout": "1s"}}
@@ -78,7 +80,15 @@ async def test_a_tenants_policies_and_channels_act_on_its_incidents_only(
             assert answer.status_code == 201, answer.text
             assert TOKEN not in answer.text
             assert "/slack" not in answer.text
-            # B's changes leave A's rules and channels alone
+            a_catalog = (await a.get("/api/catalog")).json()["entries"]
+            catalog = {"entries": {"high_memory": ["notify", "restart"]}}
+            changed = await b.put("/api/catalog", json=catalog)
+            assert [e["action"] for e in changed.json()["entries"]["high_memory"]] == [
+                "notify",
+                "restart",
+            ]
+            # B's changes leave A's rules, catalog and channels alone
+            assert (await a.get("/api/catalog")).json()["entries"] == a_catalog
             a_policies = (await a.get("/api/tenant/policies")).json()
             assert a_policies["effective"]["approval"]["actions"] == []
             assert (await a.get("/api/policies")).json()["approval"]["actions"] == []

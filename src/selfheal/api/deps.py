@@ -39,10 +39,10 @@ def presented_key(request: Request, header: str) -> str | None:
 
 
 # key administration needs the admin scope, and so does changing the tenant's own
-# settings; every other route needs read to look and write to change (decided here,
-# so a new route is covered without a mark)
+# settings (guard rails, channels, quotas, fix catalog); every other route needs read
+# to look and write to change (decided here, so a new route is covered without a mark)
 ADMIN_PREFIX = "/api/keys"
-ADMIN_WRITE_PREFIX = "/api/tenant"
+ADMIN_WRITE_PREFIXES = ("/api/tenant", "/api/catalog")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -54,7 +54,8 @@ def needed_scope(method: str, path: str) -> str:
     """The scope a request needs: admin for key administration and tenant settings
     changes, else read or write."""
     safe = method.upper() in _SAFE_METHODS
-    if _under(path, ADMIN_PREFIX) or (not safe and _under(path, ADMIN_WRITE_PREFIX)):
+    admin_write = any(_under(path, prefix) for prefix in ADMIN_WRITE_PREFIXES)
+    if _under(path, ADMIN_PREFIX) or (not safe and admin_write):
         return "admin"
     return "read" if safe else "write"
 
@@ -80,8 +81,9 @@ def get_principal(request: Request) -> Principal:
         tenant = principal.tenant_id
         raise TooManyRequestsError(
             f"tenant {tenant!r} is over its quota of {rate:g} requests per second; retry after "
-            f"the seconds in Retry-After, or raise the quota (requests_per_second under "
-            f"tenants.{tenant} in the config file, or PUT /api/tenant/quotas with an admin key)",
+            f"the seconds in Retry-After, or raise the quota (PUT /api/tenant/quotas with an "
+            f"admin key, up to the limit of requests_per_second under tenants.{tenant} in "
+            "the agent's config file, which the operator sets)",
             retry_after=wait,
         )
     return principal

@@ -67,6 +67,7 @@ class TenantBook:
         self._quotas: dict[str, TenantQuotas] = {}
         self._channels: dict[str, list[ChannelEntry]] = {}
         self._notifier: Notifier | None = None
+        self._unreadable: set[tuple[int, Any]] = set()
         self._refresh()
 
     def attach(self, notifier: Notifier) -> None:
@@ -91,15 +92,23 @@ class TenantBook:
         return TenantPolicies.model_validate(merged)
 
     def quotas(self, tenant_id: str) -> TenantQuotas:
-        """The tenant's quotas: the API's values over the config file's (read per request)."""
+        """The tenant's quotas in effect (read per request)."""
         return self._quotas.get(tenant_id, _NO_QUOTAS)
 
+    def quota_ceilings(self, tenant_id: str) -> dict[str, Any]:
+        """The config file's quotas of the tenant: the API may set them lower, not higher
+        (the operator's limit; the tenant's own keys must not lift it)."""
+        own = self._file.tenant(tenant_id)
+        return {
+            k: getattr(own, k) for k in TenantQuotas.model_fields if getattr(own, k) is not None
+        }
+
     def _resolve_quotas(self, tenant_id: str) -> TenantQuotas:
-        merged = TenantQuotas.model_validate(
-            self._file.tenant(tenant_id).model_dump(include=set(TenantQuotas.model_fields))
-        ).model_dump(exclude_none=True)
-        merged |= self._stored_quotas.get(tenant_id, {})
-        return TenantQuotas.model_validate({k: v for k, v in merged.items() if v is not None})
+        merged = self.quota_ceilings(tenant_id)
+        for name, value in self._stored_quotas.get(tenant_id, {}).items():
+            if value is not None:
+                merged[name] = min(value, merged.get(name, value))
+        return TenantQuotas.model_validate(merged)
 
     def stored_quotas(self, tenant_id: str) -> dict[str, Any]:
         """What the tenant's quotas are set to through the API."""
@@ -125,9 +134,17 @@ class TenantBook:
                     self._box, row.tenant_id, row.settings, row.secrets_encrypted
                 )
             except (ConfigError, ValidationError, ValueError) as exc:
-                # one unreadable channel (SECRET_KEY changed) must not stop the others
-                message = exc.message if isinstance(exc, ConfigError) else str(exc)[:300]
-                log.error("tenant_channel_unreadable", tenant_id=row.tenant_id, error=message)
+                # one unreadable channel (SECRET_KEY changed) must not stop the others;
+                # said once, not at every reload
+                if (row.id, row.updated_at) not in self._unreadable:
+                    self._unreadable.add((row.id, row.updated_at))
+                    message = exc.message if isinstance(exc, ConfigError) else str(exc)[:300]
+                    log.error(
+                        "tenant_channel_unreadable",
+                        tenant_id=row.tenant_id,
+                        channel=row.name,
+                        error=message,
+                    )
                 continue
             stored.setdefault(row.tenant_id, []).append(config)
         self._refresh(stored)

@@ -79,8 +79,9 @@ async def _check_service_quota(agent: Agent, tenant_id: str, service_id: str) ->
     if count >= limit:
         raise ValidationFailedError(
             f"tenant {tenant_id!r} has {count} services, its max_services quota is {limit}: "
-            f"remove a service, or raise the quota (max_services under tenants.{tenant_id} "
-            "in the config file, or PUT /api/tenant/quotas with an admin key)"
+            f"remove a service, or raise the quota (PUT /api/tenant/quotas with an admin key, "
+            f"up to the limit of max_services under tenants.{tenant_id} in the agent's "
+            "config file, which the operator sets)"
         )
 
 

@@ -267,8 +267,16 @@ async def get_quotas(agent: AgentDep, principal: PrincipalDep) -> QuotasPublic:
 
 @router.put("/quotas", response_model=QuotasPublic, summary="Set the tenant's quotas (admin key)")
 async def put_quotas(body: QuotasIn, agent: AgentDep, principal: PrincipalDep) -> QuotasPublic:
-    """Replaces what was set before; fields left out follow the config file."""
+    """Replaces what was set before; fields left out follow the config file, whose
+    values are the operator's limits: they can be lowered here, not raised."""
     stored = body.model_dump(exclude_none=True)
+    ceilings = agent.tenants.quota_ceilings(principal.tenant_id)
+    for name, value in stored.items():
+        if name in ceilings and value > ceilings[name]:
+            raise ValidationFailedError(
+                f"{name}: at most {ceilings[name]:g}, the operator's limit for this tenant "
+                f"(tenants.{principal.tenant_id}.{name} in the agent's config file)"
+            )
     async with agent.db.session() as session:
         await repo.put_settings(session=session, tenant_id=principal.tenant_id, quotas=stored)
     await agent.tenants.reload()
