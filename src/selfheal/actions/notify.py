@@ -49,14 +49,25 @@ class Notifier:
         current = self._by_tenant.get(tenant_id, [])
         if [c.config for c in current] == configs:
             return
-        built = [
-            _build_channel(self._client, config, self._plugins, self.notify_plugin)
-            for config in configs
-        ]
+        built: list[Channel] = []
+        for config in configs:
+            try:
+                built.append(self.build(config))
+            except Exception as exc:  # a channel set through the API must not stop the rest
+                log.error(
+                    "channel_unusable",
+                    tenant_id=tenant_id,
+                    channel=config.name,
+                    error=_without_url(f"{type(exc).__name__}: {exc}", config.url)[:300],
+                )
         if built:
             self._by_tenant[tenant_id] = built
         else:
             self._by_tenant.pop(tenant_id, None)
+
+    def build(self, config: NotificationConfig) -> Channel:
+        """The channel for one config; raises what its plugin raises for bad options."""
+        return _build_channel(self._client, config, self._plugins, self.notify_plugin)
 
     async def notify_plugin(self, notice: plugin_api.Notice) -> list[str]:
         """``PluginContext.notify``: a plugin's notice to every channel that wants it."""

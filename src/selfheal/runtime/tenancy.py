@@ -67,7 +67,7 @@ class TenantBook:
         self._quotas: dict[str, TenantQuotas] = {}
         self._channels: dict[str, list[ChannelEntry]] = {}
         self._notifier: Notifier | None = None
-        self._unreadable: set[tuple[int, Any]] = set()
+        self._unreadable: set[tuple[Any, Any]] = set()
         self._refresh()
 
     def attach(self, notifier: Notifier) -> None:
@@ -125,7 +125,11 @@ class TenantBook:
         async with self._db.session() as session:
             settings = await repo.all_settings(session=session)
             channels = await repo.all_channels(session=session)
-        self._stored_policies = {s.tenant_id: dict(s.policies) for s in settings if s.policies}
+        self._stored_policies = {
+            s.tenant_id: dict(s.policies)
+            for s in settings
+            if s.policies and self._readable(TenantPolicies, s.tenant_id, s.policies)
+        }
         self._stored_quotas = {s.tenant_id: dict(s.quotas) for s in settings if s.quotas}
         stored: dict[str, list[NotificationConfig]] = {}
         for row in channels:
@@ -148,6 +152,17 @@ class TenantBook:
                 continue
             stored.setdefault(row.tenant_id, []).append(config)
         self._refresh(stored)
+
+    def _readable(self, model: type[TenantPolicies], tenant_id: str, value: Any) -> bool:
+        """Stored policies that no longer validate are left out (said once), not fatal."""
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            if (tenant_id, repr(value)) not in self._unreadable:
+                self._unreadable.add((tenant_id, repr(value)))
+                log.error("tenant_policies_unreadable", tenant_id=tenant_id, error=str(exc)[:300])
+            return False
+        return True
 
     def _refresh(self, stored: dict[str, list[NotificationConfig]] | None = None) -> None:
         tenants = set(self._file.tenants) | set(self._stored_policies)

@@ -192,15 +192,14 @@ async def put_channel(
             fields | {"name": name, "tenant": principal.tenant_id}
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: "
-            f"{str(e['msg']).removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise ValidationFailedError(problems) from None
+        raise ValidationFailedError(_problems(exc)) from None
     if config.type not in agent.plugins.channels:
         known = ", ".join(sorted(agent.plugins.channels))
         raise ValidationFailedError(f"type: no channel type {config.type!r} (known: {known})")
+    try:
+        agent.notifier.build(config)  # a plugin channel checks its options here
+    except ValidationError as exc:
+        raise ValidationFailedError(f"options: {_problems(exc)}") from None
     # checked like a service's URLs: a tenant's channel reaches only what its services may
     smtp = f"http://{config.smtp_host}/" if config.smtp_host else None
     for field, url in (("url", config.url), ("smtp_host", smtp)):
@@ -242,6 +241,14 @@ async def delete_channel(name: ChannelName, agent: AgentDep, principal: Principa
         raise NotFoundError(f"no channel {name!r} (see GET /api/tenant/channels)")
     await agent.tenants.reload()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: "
+        f"{str(e['msg']).removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 async def quotas_public(agent: Agent, tenant_id: str) -> QuotasPublic:
