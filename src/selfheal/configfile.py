@@ -442,7 +442,7 @@ class TenantQuotas(Strict):
     """Limits on one tenant's use of the agent; unset means no limit."""
 
     max_services: int | None = Field(default=None, ge=0, le=10_000_000)
-    requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
+    requests_per_second: float | None = Field(default=None, ge=0.01, le=100_000)
 
 
 class TenantConfig(TenantQuotas):

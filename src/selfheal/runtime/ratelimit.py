@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+MAX_WAIT = 3600.0  # a Retry-After past an hour helps nobody
+
 
 @dataclass(slots=True)
 class _Bucket:
@@ -42,4 +44,4 @@ class TenantRateLimiter:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return None
-        return (1.0 - bucket.tokens) / rate
+        return min((1.0 - bucket.tokens) / rate, MAX_WAIT)

@@ -116,7 +116,7 @@ class QuotasIn(Request):
     """Limits on the tenant; fields left out follow the config file (or no limit)."""
 
     max_services: int | None = Field(default=None, ge=0, le=10_000_000)
-    requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
+    requests_per_second: float | None = Field(default=None, ge=0.01, le=100_000)
 
 
 class QuotasPublic(BaseModel):
