@@ -8,7 +8,6 @@ the field, so a typo at 3 a.m. is a one-line fix.
 from __future__ import annotations
 
 import math
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +28,20 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
+from selfheal.configyaml import (
+    MissingEnvError,
+    dotted,
+    error_message,
+    expand_env,
+    is_union_tag,
+    line_of,
+)
 from selfheal.errors import ConfigError
 from selfheal.outbound import parse_networks
-from selfheal.types import IncidentType, Severity
+from selfheal.types import DEFAULT_TENANT, IncidentType, Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 M = TypeVar("M", bound=BaseModel)
 _SERVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ACTION_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -190,6 +196,8 @@ class ServiceConfig(Strict):
     """One monitored service as written in the config file."""
 
     id: str = Field(pattern=_SERVICE_ID)
+    # the tenant the service belongs to; left out: the default tenant
+    tenant: str | None = Field(default=None, pattern=_SERVICE_ID)
     name: str | None = Field(default=None, max_length=200)
     health_url: str | None = None
     # a plugin check instead of the HTTP probe: {type: NAME, ...the check's options}
@@ -243,6 +251,11 @@ class ServiceConfig(Strict):
         return self
 
     @property
+    def tenant_id(self) -> str:
+        """The tenant it belongs to."""
+        return self.tenant or DEFAULT_TENANT
+
+    @property
     def target(self) -> str:
         """What is probed, for display and storage: the health URL or ``type:options``."""
         if self.health_url is not None:
@@ -262,6 +275,7 @@ class CatalogEntryConfig(Strict):
     """The ordered candidate fixes for one incident type; first is tried first."""
 
     type: IncidentType
+    tenant: str | None = Field(default=None, pattern=_SERVICE_ID)  # left out: the default
     actions: list[CatalogAction | Annotated[str, Field(pattern=ACTION_NAME)]] = Field(min_length=1)
 
     def normalised(self) -> list[CatalogAction]:
@@ -284,6 +298,8 @@ class NotificationConfig(Strict):
     """
 
     name: str = Field(pattern=_SERVICE_ID)
+    # whose incidents it is told about; left out: the default tenant's
+    tenant: str | None = Field(default=None, pattern=_SERVICE_ID)
     type: str = Field(default="webhook", pattern=PLUGIN_NAME)  # or a plugin's name
     options: dict[str, Any] = Field(default_factory=dict)  # a plugin channel's options
     url: str | None = None
@@ -322,6 +338,11 @@ class NotificationConfig(Strict):
             self.url = PAGERDUTY_EVENTS_URL
         return self
 
+    @property
+    def tenant_id(self) -> str:
+        """The tenant whose incidents this channel is told about."""
+        return self.tenant or DEFAULT_TENANT
+
 
 class BreakerConfig(Strict):
     """Stop using a fix on a service after it failed ``failures`` times in a row."""
@@ -354,20 +375,30 @@ class BackoffConfig(Strict):
     reset_after: Duration = Field(default=600.0, gt=0)
 
 
-class PoliciesConfig(Strict):
-    """Guard rails on automation. Unset values keep the environment's defaults."""
+class TenantPolicies(Strict):
+    """The guard rails a tenant may set for its own services (config file ``tenants.T.policies``
+    or ``PUT /api/tenant/policies``); unset values keep the operator's."""
 
     dry_run: bool | None = None
-    cooldown: Duration | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     verify_timeout: Duration | None = Field(default=None, gt=0)
-    max_actions_per_service_per_hour: int | None = Field(default=None, ge=1)
-    max_concurrent_actions: int | None = Field(default=None, ge=1)
-    max_fleet_fraction: float | None = Field(default=None, gt=0, le=1)
+    max_actions_per_service_per_hour: int | None = Field(default=None, ge=1, le=100_000)
     breaker: BreakerConfig | None = None
-    flapping: FlappingConfig | None = None
     approval: ApprovalConfig | None = None
     grace: Duration | None = None
+
+
+class PoliciesConfig(TenantPolicies):
+    """Guard rails on automation. Unset values keep the environment's defaults.
+
+    The fields of ``TenantPolicies`` are defaults a tenant may override; the rest
+    act on the whole agent (shared slots, detection, grouping) and stay the operator's.
+    """
+
+    cooldown: Duration | None = None
+    max_concurrent_actions: int | None = Field(default=None, ge=1)
+    max_fleet_fraction: float | None = Field(default=None, gt=0, le=1)
+    flapping: FlappingConfig | None = None
     restart_backoff: BackoffConfig | None = None
     group_window: Duration | None = Field(default=None, ge=0)
     escalate_severity_after: Duration | None = Field(default=None, gt=0)
@@ -391,6 +422,7 @@ class SilenceConfig(Strict):
     """A silence or maintenance window: matching incidents are recorded, not acted on."""
 
     matchers: SilenceMatchers
+    tenant: str | None = Field(default=None, pattern=_SERVICE_ID)  # left out: the default
     starts_at: datetime | None = None
     ends_at: datetime
     comment: str = Field(min_length=1, max_length=2000)
@@ -406,11 +438,23 @@ class SilenceConfig(Strict):
         return self
 
 
-class TenantConfig(Strict):
-    """What the operator grants one tenant (its keys cannot change this)."""
+class TenantQuotas(Strict):
+    """Limits on one tenant's use of the agent; unset means no limit."""
+
+    max_services: int | None = Field(default=None, ge=0, le=10_000_000)
+    requests_per_second: float | None = Field(default=None, ge=0.01, le=100_000)
+
+
+class TenantConfig(TenantQuotas):
+    """What the operator grants one tenant (its keys cannot change the outbound networks).
+
+    ``policies`` are the tenant's defaults, which an admin key of the tenant may
+    change through the API; the quotas are limits the API may only lower.
+    """
 
     # loopback and private networks the tenant's services may be probed and called on
     outbound_allow: list[str] = Field(default_factory=list)
+    policies: TenantPolicies = Field(default_factory=TenantPolicies)
 
     @field_validator("outbound_allow")
     @classmethod
@@ -435,7 +479,7 @@ class FileConfig(Strict):
 
     def error_at(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
         """A ``ConfigError`` naming the file, the line and the field at ``loc``."""
-        return ConfigError(f"{self._source}:{_line_of(self._root, loc)}: {_dotted(loc)}: {message}")
+        return ConfigError(f"{self._source}:{line_of(self._root, loc)}: {dotted(loc)}: {message}")
 
     def validate_at(self, loc: tuple[str | int, ...], model: type[M], data: Any) -> M:
         """Validate ``data`` (found at ``loc``) with a plugin's model; errors name the line."""
@@ -443,8 +487,8 @@ class FileConfig(Strict):
             return model.model_validate(data)
         except ValidationError as exc:
             problems = [
-                f"{self._source}:{_line_of(self._root, (*loc, *err['loc']))}: "
-                f"{_dotted((*loc, *err['loc']))}: {_message(err)}"
+                f"{self._source}:{line_of(self._root, (*loc, *err['loc']))}: "
+                f"{dotted((*loc, *err['loc']))}: {error_message(err)}"
                 for err in exc.errors()
             ]
             raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
@@ -452,12 +496,39 @@ class FileConfig(Strict):
     @field_validator("services")
     @classmethod
     def _unique_ids(cls, services: list[ServiceConfig]) -> list[ServiceConfig]:
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for svc in services:
-            if svc.id in seen:
-                raise ValueError(f"service id {svc.id!r} appears twice")
-            seen.add(svc.id)
+            if (svc.tenant_id, svc.id) in seen:
+                raise ValueError(f"service id {svc.id!r} appears twice in tenant {svc.tenant_id!r}")
+            seen.add((svc.tenant_id, svc.id))
         return services
+
+    @field_validator("notifications")
+    @classmethod
+    def _unique_names(cls, channels: list[NotificationConfig]) -> list[NotificationConfig]:
+        seen: set[tuple[str, str]] = set()
+        for channel in channels:
+            if (channel.tenant_id, channel.name) in seen:
+                raise ValueError(
+                    f"channel name {channel.name!r} appears twice in tenant {channel.tenant_id!r}"
+                )
+            seen.add((channel.tenant_id, channel.name))
+        return channels
+
+    def named_tenants(self) -> set[str]:
+        """Every tenant the file names (a service, channel, catalog entry, silence, section)."""
+        named = {t or DEFAULT_TENANT for t in self._tenant_fields()} | set(self.tenants)
+        return named | {DEFAULT_TENANT}
+
+    def _tenant_fields(self) -> list[str | None]:
+        sections: list[list[Any]] = [self.services, self.notifications, self.catalog]
+        return [item.tenant for section in sections for item in section] + [
+            s.tenant for s in self.silences
+        ]
+
+    def tenant(self, tenant_id: str) -> TenantConfig:
+        """What the file says about one tenant (empty if it names none)."""
+        return self.tenants.get(tenant_id) or TenantConfig()
 
 
 def check_target(check: dict[str, Any]) -> str:
@@ -490,90 +561,19 @@ def parse_config(text: str, *, source: str = "<config>") -> FileConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the config must be a mapping with keys like 'services:'")
     try:
-        data = _expand_env(data, path=())
+        data = expand_env(data, path=())
         config = FileConfig.model_validate(data)
         config._source, config._root = source, root
         return config
-    except _MissingEnvError as exc:
-        line = _line_of(root, exc.path)
+    except MissingEnvError as exc:
+        line = line_of(root, exc.path)
         raise ConfigError(
-            f"{source}:{line}: {_dotted(exc.path)}: environment variable {exc.name} is not set "
+            f"{source}:{line}: {dotted(exc.path)}: environment variable {exc.name} is not set "
             f"(set it, or write ${{{exc.name}:-default}})"
         ) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-            problems.append(f"{source}:{_line_of(root, loc)}: {_dotted(loc)}: {_message(err)}")
+            loc = tuple(p for p in err["loc"] if not is_union_tag(p))
+            problems.append(f"{source}:{line_of(root, loc)}: {dotted(loc)}: {error_message(err)}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
-
-
-class _MissingEnvError(Exception):
-    def __init__(self, name: str, path: tuple[str | int, ...]) -> None:
-        self.name, self.path = name, path
-
-
-def _expand_env(value: Any, *, path: tuple[str | int, ...]) -> Any:
-    if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            found = os.environ.get(name)
-            if found is None:
-                if default is None:
-                    raise _MissingEnvError(name, path)
-                return default
-            return found
-
-        return _ENV_REF.sub(substitute, value)
-    if isinstance(value, dict):
-        return {k: _expand_env(v, path=(*path, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, path=(*path, i)) for i, v in enumerate(value)]
-    return value
-
-
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic adds the union member's name ("str", "CatalogAction") into the location
-    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "list[str]"})
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown field (check the spelling; see the config reference in the README)"
-    if err["type"] == "missing":
-        return "required field is missing"
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
-    """Line (1-based) of the deepest YAML node that the location path reaches."""
-    if node is None:
-        return 1
-    line = node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    child = value
-                    line = key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line

@@ -16,13 +16,18 @@ from selfheal.actions.channels import Channel, Notice
 from selfheal.configfile import NotificationConfig
 from selfheal.logging import get_logger
 from selfheal.plugins import Plugins, load_plugins
-from selfheal.types import Severity
+from selfheal.types import DEFAULT_TENANT, Severity
 
 log = get_logger(__name__)
 
 
 class Notifier:
-    """Every configured channel, and delivery that reports instead of raising."""
+    """Every configured channel by tenant, and delivery that reports instead of raising.
+
+    A notice goes only to the channels of its own tenant: a config-file channel
+    belongs to the tenant it names (the default tenant if it names none), and a
+    tenant's channels can be replaced while the agent runs (``set_tenant``).
+    """
 
     def __init__(
         self,
@@ -30,17 +35,46 @@ class Notifier:
         configs: list[NotificationConfig],
         plugins: Plugins | None = None,
     ) -> None:
-        plugins = plugins or load_plugins()
-        self._channels: list[Channel] = [
-            _build_channel(client, config, plugins, self.notify_plugin) for config in configs
-        ]
+        self._client = client
+        self._plugins = plugins or load_plugins()
+        self._by_tenant: dict[str, list[Channel]] = {}
+        tenants: dict[str, list[NotificationConfig]] = {}
+        for config in configs:
+            tenants.setdefault(config.tenant_id, []).append(config)
+        for tenant_id, wanted in tenants.items():
+            self.set_tenant(tenant_id, wanted)
+
+    def set_tenant(self, tenant_id: str, configs: list[NotificationConfig]) -> None:
+        """Make ``configs`` the tenant's channels (kept as they are if unchanged)."""
+        current = self._by_tenant.get(tenant_id, [])
+        if [c.config for c in current] == configs:
+            return
+        built: list[Channel] = []
+        for config in configs:
+            try:
+                built.append(self.build(config))
+            except Exception as exc:  # a channel set through the API must not stop the rest
+                log.error(
+                    "channel_unusable",
+                    tenant_id=tenant_id,
+                    channel=config.name,
+                    error=_without_url(f"{type(exc).__name__}: {exc}", config.url)[:300],
+                )
+        if built:
+            self._by_tenant[tenant_id] = built
+        else:
+            self._by_tenant.pop(tenant_id, None)
+
+    def build(self, config: NotificationConfig) -> Channel:
+        """The channel for one config; raises what its plugin raises for bad options."""
+        return _build_channel(self._client, config, self._plugins, self.notify_plugin)
 
     async def notify_plugin(self, notice: plugin_api.Notice) -> list[str]:
         """``PluginContext.notify``: a plugin's notice to every channel that wants it."""
         return await self.send(
             Notice(
                 kind=notice.kind,
-                tenant_id="default",
+                tenant_id=DEFAULT_TENANT,
                 group_id=0,
                 title=notice.title,
                 severity=Severity(notice.severity),
@@ -50,24 +84,27 @@ class Notifier:
             )
         )
 
-    @property
-    def channels(self) -> list[str]:
-        """Names of the configured channels."""
-        return [c.config.name for c in self._channels]
+    def channels_for(self, tenant_id: str) -> list[str]:
+        """Names of the tenant's channels."""
+        return [c.config.name for c in self._by_tenant.get(tenant_id, [])]
 
-    def wants(self, severity: Severity) -> list[str]:
-        """Channels whose ``min_severity`` lets a notice of this severity through."""
+    def wants(self, severity: Severity, tenant_id: str = DEFAULT_TENANT) -> list[str]:
+        """The tenant's channels whose ``min_severity`` lets a notice of this severity through."""
         return [
-            c.config.name for c in self._channels if severity.rank >= c.config.min_severity.rank
+            c.config.name
+            for c in self._by_tenant.get(tenant_id, [])
+            if severity.rank >= c.config.min_severity.rank
         ]
 
     async def send(
         self, notice: Notice, *, only: list[str] | None = None, timeout: float = 10.0
     ) -> list[str]:
-        """Deliver to the channels that want it (or exactly ``only``); returns who accepted."""
-        names = set(self.wants(notice.severity) if only is None else only)
+        """Deliver to the notice's tenant's channels that want it (or exactly ``only``);
+        returns who accepted."""
+        tenant_id = notice.tenant_id
+        names = set(self.wants(notice.severity, tenant_id) if only is None else only)
         delivered: list[str] = []
-        for channel in self._channels:
+        for channel in list(self._by_tenant.get(tenant_id, [])):
             name = channel.config.name
             if name not in names:
                 continue
@@ -78,14 +115,24 @@ class Notifier:
                     "notification_failed",
                     channel=name,
                     channel_type=channel.config.type,
-                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    tenant_id=tenant_id,
+                    error=_without_url(f"{type(exc).__name__}: {exc}", channel.config.url)[:300],
                 )
                 continue
             delivered.append(name)
         log.info(
-            "notification_sent", kind=notice.kind, group_id=notice.group_id, delivered=delivered
+            "notification_sent",
+            kind=notice.kind,
+            tenant_id=tenant_id,
+            group_id=notice.group_id,
+            delivered=delivered,
         )
         return delivered
+
+
+def _without_url(text: str, url: str | None) -> str:
+    """An error text without the channel's URL: it often carries a token."""
+    return text.replace(url, "<channel url>") if url else text
 
 
 class NotifyExecutor:

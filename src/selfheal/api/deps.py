@@ -37,17 +37,26 @@ def presented_key(request: HTTPConnection, header: str) -> str | None:
     return key
 
 
-# key administration needs the admin scope; every other route needs read to look
-# and write to change (decided here, so a new route is covered without a mark)
+# key administration needs the admin scope, and so does changing the tenant's own
+# settings (guard rails, channels, quotas, fix catalog); every other route needs read
+# to look and write to change (decided here, so a new route is covered without a mark)
 ADMIN_PREFIX = "/api/keys"
+ADMIN_WRITE_PREFIXES = ("/api/tenant", "/api/catalog")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def needed_scope(method: str, path: str) -> str:
-    """The scope a request needs: admin for key administration, else read or write."""
-    if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+    """The scope a request needs: admin for key administration and tenant settings
+    changes, else read or write."""
+    safe = method.upper() in _SAFE_METHODS
+    admin_write = any(_under(path, prefix) for prefix in ADMIN_WRITE_PREFIXES)
+    if _under(path, ADMIN_PREFIX) or (not safe and admin_write):
         return "admin"
-    return "read" if method.upper() in _SAFE_METHODS else "write"
+    return "read" if safe else "write"
 
 
 def get_principal(request: Request) -> Principal:
@@ -60,7 +69,24 @@ def get_principal(request: Request) -> Principal:
         raise refusal(request, key)
     require_scope(principal, needed_scope(request.method, request.url.path))
     request.state.principal = principal  # for the audit of changes (AuditMiddleware)
+    charge_rate_quota(agent, principal)
     return principal
+
+
+def charge_rate_quota(agent: Agent, principal: Principal) -> None:
+    """Count one request against the tenant's ``requests_per_second`` (429 past it);
+    REST and GraphQL share the one budget."""
+    rate = agent.tenants.quotas(principal.tenant_id).requests_per_second
+    wait = agent.rates.take(principal.tenant_id, rate)
+    if wait is not None:
+        tenant = principal.tenant_id
+        raise TooManyRequestsError(
+            f"tenant {tenant!r} is over its quota of {rate:g} requests per second; retry after "
+            f"the seconds in Retry-After, or raise the quota (PUT /api/tenant/quotas with an "
+            f"admin key, up to the limit of requests_per_second under tenants.{tenant} in "
+            "the agent's config file, which the operator sets)",
+            retry_after=wait,
+        )
 
 
 def refusal(connection: HTTPConnection, key: str | None) -> ApiError:

@@ -42,6 +42,7 @@ async def register_service(
 ) -> tuple[ServicePublic, bool]:
     """Create or replace a service; fields left out take their defaults, a left-out
     secret keeps the stored one. Also says whether it was created."""
+    await _check_service_quota(agent, principal.tenant_id, body.service_id)
     row, created = await agent.fleet.upsert(
         tenant_id=principal.tenant_id,
         service_id=body.service_id,
@@ -55,6 +56,24 @@ async def register_service(
         options=_options(body.model_dump(exclude_unset=True)),
     )
     return service_public(agent, row), created
+
+
+async def _check_service_quota(agent: Agent, tenant_id: str, service_id: str) -> None:
+    """A new service past the tenant's ``max_services`` is refused (422); a change is not."""
+    limit = agent.tenants.quotas(tenant_id).max_services
+    if limit is None:
+        return
+    async with agent.db.session() as session:
+        if await repo.get_service(session=session, tenant_id=tenant_id, service_id=service_id):
+            return
+        count = await repo.count_services(session=session, tenant_id=tenant_id)
+    if count >= limit:
+        raise ValidationFailedError(
+            f"tenant {tenant_id!r} has {count} services, its max_services quota is {limit}: "
+            f"remove a service, or raise the quota (PUT /api/tenant/quotas with an admin key, "
+            f"up to the limit of max_services under tenants.{tenant_id} in the agent's "
+            "config file, which the operator sets)"
+        )
 
 
 async def update_service(

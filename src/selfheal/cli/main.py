@@ -197,12 +197,13 @@ def demo(duration: float | None, port: int, host: str) -> None:
 
 
 def _register_data_commands() -> None:
-    from selfheal.cli import admin, data
+    from selfheal.cli import admin, configs, data
 
     for command in (data.export_command, data.import_command, data.backup_command):
         cli.add_command(command)
     cli.add_command(admin.keys)
     cli.add_command(admin.tenants)
+    cli.add_command(configs.config_group)
 
 
 _register_data_commands()

@@ -99,11 +99,11 @@ class Controls:
         """Read pauses and silences; the config file's silences replace earlier config ones."""
         now = datetime.now(UTC)
         async with self._db.session() as session:
-            await repo.delete_config_silences(session=session, tenant_id=DEFAULT_TENANT)
+            await repo.delete_config_silences(session=session)
             for silence in config_silences:
                 await repo.add_silence(
                     session=session,
-                    tenant_id=DEFAULT_TENANT,
+                    tenant_id=silence.tenant or DEFAULT_TENANT,
                     service_id=silence.matchers.service_id,
                     tags=silence.matchers.tags,
                     starts_at=silence.starts_at or now,

@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.decisions.catalog import default_entries
-from selfheal.decisions.policy import Policies
+from selfheal.decisions.policy import PolicySource, policies_for
 from selfheal.decisions.ranking import (
     NO_EVIDENCE,
     Candidate,
@@ -96,7 +96,7 @@ class Decider:
     def __init__(
         self,
         db: Database,
-        policies: Policies,
+        policies: PolicySource,
         backoff_wait: BackoffWait | None = None,
         *,
         strategy: Strategy = "thompson",
@@ -210,7 +210,7 @@ class Decider:
             if not spec.webhook_url and action not in spec.remediation:
                 return "runnable", "the service has no remediation for it and no webhook URL", 0
             return "runnable", "the service has a webhook URL but no secret to sign it with", 0
-        breaker = self._policies.breaker
+        breaker = policies_for(self._policies, spec.tenant_id).breaker
         outcomes = await actions_repo.recent_outcomes(
             session=session,
             tenant_id=spec.tenant_id,

@@ -6,6 +6,7 @@ only place that knows where each value comes from.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,15 @@ class Policies:
         if severity in self.approval.severities:
             return f"policy approval.severities lists {severity.value}"
         return None
+
+
+# one Policies for every tenant, or the tenant's own (``TenantBook.policies``)
+PolicySource = Policies | Callable[[str], Policies]
+
+
+def policies_for(source: PolicySource, tenant_id: str) -> Policies:
+    """The guard rails of one tenant."""
+    return source if isinstance(source, Policies) else source(tenant_id)
 
 
 def resolve(settings: Settings, config: PoliciesConfig | None = None) -> Policies:

@@ -49,11 +49,13 @@ from selfheal.runtime.healer import Healer
 from selfheal.runtime.healing import build_healing
 from selfheal.runtime.history import FLUSH_INTERVAL, HistoryWriter
 from selfheal.runtime.identity import load_identity_and_catalog, reload_keys
+from selfheal.runtime.ratelimit import TenantRateLimiter
 from selfheal.runtime.recovery import recover_incidents
 from selfheal.runtime.retention import Pruner, RetentionPolicy
 from selfheal.runtime.scoring import AnomalyScoring
 from selfheal.runtime.signals import SignalWorker
 from selfheal.runtime.silence import SilenceConfirmer
+from selfheal.runtime.tenancy import TenantBook
 from selfheal.runtime.thresholds import LearnedThresholds
 from selfheal.runtime.workloads import Workloads
 from selfheal.services import ServiceSpec
@@ -97,6 +99,11 @@ class Agent:
         self.keys = KeyStore()
         self.replays = open_replay_store(self.db, self.settings.REDIS_URL)
         self.box = SecretBox(self.settings.secret_key())
+        # each tenant's guard rails, quotas and channels (config file, then the API's)
+        self.tenants = TenantBook(
+            db=self.db, settings=self.settings, file_config=self.file_config, box=self.box
+        )
+        self.rates = TenantRateLimiter()  # the tenants' requests_per_second quotas
         self.outbound = OutboundPolicies(
             allow=self.settings.OUTBOUND_ALLOW,
             deny=self.settings.OUTBOUND_DENY,
@@ -168,6 +175,7 @@ class Agent:
         # operator-configured notification channels only; tenants' URLs use the sessions
         self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         self.notifier = Notifier(self._http, self.file_config.notifications, self.plugins)
+        self.tenants.attach(self.notifier)
         self._plugin_context = PluginContext(http=self._http, notify=self.notifier.notify_plugin)
         probe = ProbeRouter(HttpProbe(self._sessions), self.plugins, self._plugin_context)
         self.scheduler = Scheduler(
@@ -217,6 +225,7 @@ class Agent:
         startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
         await load_identity_and_catalog(self.db, self.settings, self.file_config, self.keys)
         await self.controls.load(self.file_config.silences)
+        await self.tenants.reload()
         await self.anomalies.load()
         await self.fleet.sync_config(self.file_config)
         await startup.release()
@@ -254,6 +263,7 @@ class Agent:
         self.incidents, self.healer = build_healing(
             settings=self.settings,
             policies=self.policies,
+            tenant_policies=self.tenants.policies,
             plugins=self.plugins,
             plugin_context=self._plugin_context,
             db=self.db,
@@ -396,11 +406,12 @@ class Agent:
                 log.warning("flush_delayed_database_unavailable", error=exc.message)
 
     async def _keys_loop(self) -> None:
-        """Keys created, revoked or rotated elsewhere (CLI, other replicas) take effect."""
+        """Keys and tenant settings changed elsewhere (CLI, other replicas) take effect."""
         while True:
             await asyncio.sleep(KEY_RELOAD_INTERVAL)
             try:
                 await self.reload_keys()
+                await self.tenants.reload()
             except StorageError as exc:
                 log.warning("key_reload_delayed_database_unavailable", error=exc.message)
 

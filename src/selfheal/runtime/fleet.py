@@ -24,27 +24,27 @@ from selfheal.configfile import (
 )
 from selfheal.crypto import SecretBox
 from selfheal.detectors.monitor import Monitor
-from selfheal.errors import ConfigError, ValidationFailedError
+from selfheal.errors import ConfigError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
-from selfheal.logging import REDACTED, get_logger
+from selfheal.logging import get_logger
 from selfheal.outbound import OutboundPolicies
+from selfheal.runtime.service_store import seal_urls, store_service
 from selfheal.services import (
     ServiceSpec,
     build_spec,
     restore_credentials,
-    split_credentials,
 )
 from selfheal.storage.db import Database
 from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import learning as learning_repo
 from selfheal.storage.repositories import services as repo
+from selfheal.storage.repositories import tenants as tenants_repo
 from selfheal.storage.tables import Service
-from selfheal.types import DEFAULT_TENANT, ServiceKey, ServiceStatus
+from selfheal.types import ServiceKey, ServiceStatus
 
 log = get_logger(__name__)
 
-WEAK_SECRET_LENGTH = 16
 SETTING_FIELDS = (
     "interval",
     "timeout",
@@ -158,32 +158,6 @@ class FleetManager:
                 )
         return found
 
-    def _seal_urls(
-        self, tenant_id: str, urls: dict[str, str | None], stored: dict[str, Any]
-    ) -> tuple[dict[str, str | None], dict[str, str]]:
-        """Check URLs against the outbound policy; mask their passwords and encrypt them.
-
-        ``stored`` is the current ``url_credentials``: a URL sent back with the
-        mask (as the API shows it) keeps the password stored for it.
-        """
-        masked: dict[str, str | None] = {}
-        sealed: dict[str, str] = {}
-        for name, url in urls.items():
-            if url is None:
-                masked[name] = None
-                continue
-            refusal = self._outbound.url_refusal(tenant_id, url)
-            if refusal is not None:
-                raise ValidationFailedError(f"{name}: {refusal}")
-            masked[name], userinfo = split_credentials(url)
-            if userinfo is not None and userinfo.split(":", 1)[1] == REDACTED:
-                if name in stored:
-                    sealed[name] = stored[name]
-                continue
-            if userinfo is not None:
-                sealed[name] = self._box.encrypt(userinfo)
-        return masked, sealed
-
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
         state = self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
@@ -274,52 +248,23 @@ class FleetManager:
 
         Raises ``ValidationFailedError`` for a URL the tenant's outbound policy refuses.
         """
-        values: dict[str, Any] = {
-            "name": name or service_id,
-            "tags": list(tags),
-            "meta": metadata or {},
-            "settings": {k: v for k, v in (options or {}).items() if v is not None},
-            "source": source,
-        }
-        if remediation is not None:
-            values["remediation"] = remediation
-        process = values["settings"].get("process")
-        if process is not None and process.get("env"):
-            # stored encrypted, like the webhook secret
-            values["settings"]["process"] = {k: v for k, v in process.items() if k != "env"} | {
-                "env_encrypted": self._box.encrypt(json.dumps(process["env"]))
-            }
-        if secret is not None:
-            values["secret_encrypted"] = self._box.encrypt(secret)
-            if len(secret) < WEAK_SECRET_LENGTH:
-                log.warning("service_secret_weak", service_id=service_id, length=len(secret))
-        async with self._db.session() as session:
-            current = await repo.get_service(
-                session=session, tenant_id=tenant_id, service_id=service_id
-            )
-            stored = (current.settings or {}) if current else {}
-            urls, sealed = self._seal_urls(
-                tenant_id,
-                {"health_url": health_url, "webhook_url": webhook_url},
-                dict(stored.get("url_credentials") or {}),
-            )
-            health_url = urls["health_url"] or health_url
-            values |= {"health_url": health_url, "webhook_url": urls["webhook_url"]}
-            if learned := stored.get("learned_thresholds"):
-                values["settings"]["learned_thresholds"] = learned
-            if sealed:
-                values["settings"]["url_credentials"] = sealed
-            row, created = await repo.upsert_service(
-                session=session, tenant_id=tenant_id, service_id=service_id, values=values
-            )
-            await audit_repo.audit(
-                session=session,
-                tenant_id=tenant_id,
-                actor=actor,
-                verb="service.register" if created else "service.update",
-                target=service_id,
-                detail={"source": source, "health_url": health_url},
-            )
+        row, created = await store_service(
+            self._db,
+            self._box,
+            self._outbound,
+            tenant_id=tenant_id,
+            service_id=service_id,
+            actor=actor,
+            source=source,
+            name=name,
+            health_url=health_url,
+            webhook_url=webhook_url,
+            secret=secret,
+            tags=tags,
+            metadata=metadata,
+            options=options,
+            remediation=remediation,
+        )
         self._activate(row)
         self._bus.publish(
             ev.SERVICE_REGISTERED, tenant_id, {"service_id": service_id, "created": created}
@@ -346,7 +291,7 @@ class FleetManager:
             }
             if urls:
                 stored = dict(options.get("url_credentials") or {})
-                masked, sealed = self._seal_urls(tenant_id, urls, stored)
+                masked, sealed = seal_urls(self._outbound, self._box, tenant_id, urls, stored)
                 changes.update(masked)
                 options["url_credentials"] = {
                     n: v for n, v in stored.items() if n not in urls
@@ -426,11 +371,15 @@ class FleetManager:
         return deleted
 
     async def sync_config(self, config: FileConfig) -> None:
-        """Make the config file's services the default tenant's config-sourced services."""
-        wanted = {svc.id for svc in config.services}
+        """Make the config file's services each tenant's config-sourced services
+        (a service names its ``tenant``; left out, the default tenant)."""
+        wanted = {(svc.tenant_id, svc.id) for svc in config.services}
+        async with self._db.session() as session:
+            for tenant_id in sorted({t for t, _ in wanted}):
+                await tenants_repo.ensure_tenant(session=session, tenant_id=tenant_id)
         for svc in config.services:
             await self.upsert(
-                tenant_id=DEFAULT_TENANT,
+                tenant_id=svc.tenant_id,
                 service_id=svc.id,
                 actor="config",
                 source="config",
@@ -438,12 +387,12 @@ class FleetManager:
             )
         async with self._db.session() as session:
             stale = [
-                row.service_id
-                for row in await repo.list_services(session=session, tenant_id=DEFAULT_TENANT)
-                if row.source == "config" and row.service_id not in wanted
+                (row.tenant_id, row.service_id)
+                for row in await repo.config_services(session=session)
+                if (row.tenant_id, row.service_id) not in wanted
             ]
-        for service_id in stale:
-            await self.delete(tenant_id=DEFAULT_TENANT, service_id=service_id, actor="config")
+        for tenant_id, service_id in stale:
+            await self.delete(tenant_id=tenant_id, service_id=service_id, actor="config")
 
 
 def config_values(svc: ServiceConfig) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from selfheal.actions.notify import Notifier
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decision
 from selfheal.decisions.limits import ActionSlots
-from selfheal.decisions.policy import Policies
+from selfheal.decisions.policy import Policies, PolicySource, policies_for
 from selfheal.detectors.monitor import Monitor
 from selfheal.incidents.grouping import Grouper
 from selfheal.incidents.service import IncidentService
@@ -37,7 +37,7 @@ class HealGates:
     """Holds and gates; the ``Healer`` sets these attributes and ``_escalate``."""
 
     _db: Database
-    _policies: Policies
+    _policies: PolicySource
     _incidents: IncidentService
     _notifier: Notifier
     _controls: Controls
@@ -46,6 +46,9 @@ class HealGates:
     _slots: ActionSlots
     _resolved: set[int]
     _spec_of: Callable[[ServiceKey], ServiceSpec | None]
+
+    def _policy(self, tenant_id: str) -> Policies:
+        return policies_for(self._policies, tenant_id)
 
     async def _escalate(
         self, incident: Incident, reason: str, decision: Decision | None = None
@@ -151,7 +154,7 @@ class HealGates:
     ) -> bool:
         """Rate limit, dry run and approval for the chosen action; False stops the loop."""
         assert decision.action is not None
-        limit = self._policies.max_actions_per_service_per_hour
+        limit = self._policy(spec.tenant_id).max_actions_per_service_per_hour
         if limit is not None:
             async with self._db.session() as session:
                 recent = await actions_repo.count_since(
@@ -168,7 +171,7 @@ class HealGates:
                     decision,
                 )
                 return False
-        if self._policies.dry_run_for(spec):
+        if self._policy(spec.tenant_id).dry_run_for(spec):
             await self._incidents.note(
                 incident.tenant_id,
                 incident.id,
@@ -178,7 +181,9 @@ class HealGates:
             )
             self._publish_decision(incident, decision)
             return False
-        why = self._policies.needs_approval(decision.action, Severity(incident.severity))
+        why = self._policy(incident.tenant_id).needs_approval(
+            decision.action, Severity(incident.severity)
+        )
         if why is not None:
             return await self._await_approval(incident, decision, why)
         if not self._slots.free():
@@ -194,7 +199,7 @@ class HealGates:
 
     async def _await_approval(self, incident: Incident, decision: Decision, why: str) -> bool:
         assert decision.action is not None
-        timeout = self._policies.approval.timeout
+        timeout = self._policy(incident.tenant_id).approval.timeout
         self._controls.await_approval(incident.id, decision.action)
         await self._incidents.note(
             incident.tenant_id,

@@ -41,7 +41,7 @@ from selfheal.actions.runner import ActionRunner
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import RESTART, Decider, Decision
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
-from selfheal.decisions.policy import Policies
+from selfheal.decisions.policy import PolicySource
 from selfheal.detectors.monitor import Monitor
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
@@ -71,7 +71,7 @@ class Healer(HealGates):
         *,
         db: Database,
         bus: EventBus,
-        policies: Policies,
+        policies: PolicySource,
         incidents: IncidentService,
         decider: Decider,
         runner: ActionRunner,
@@ -196,7 +196,7 @@ class Healer(HealGates):
             return
         await self._settle_dependencies(incident)
 
-        while attempts < self._policies.max_attempts:
+        while attempts < self._policy(tenant_id).max_attempts:
             spec = self._spec_of(ServiceKey(tenant_id, incident.service_id))
             if spec is None:
                 await self._incidents.move(
@@ -331,7 +331,7 @@ class Healer(HealGates):
         )
         grace = 0.0
         if run.action == RESTART:
-            grace = self._policies.grace_for(spec)
+            grace = self._policy(spec.tenant_id).grace_for(spec)
             self._monitor.start_grace(spec.key, grace)
             self._backoff.restarted(spec.key)
         return await self._verify(incident, kind, spec, run.action_id, run.action, started, grace)
@@ -347,7 +347,7 @@ class Healer(HealGates):
         grace: float = 0.0,
     ) -> bool:
         """Probe until recovered or the deadline; record and learn. True if resolved."""
-        timeout = self._policies.verify_timeout + grace
+        timeout = self._policy(incident.tenant_id).verify_timeout + grace
         await self._incidents.move(
             incident.tenant_id,
             incident.id,
@@ -471,7 +471,7 @@ class Healer(HealGates):
         loops = int(incident.details.get("crash_loop", 0))
         if loops:
             reason = f"crash loop stopped after {loops} failure(s) following our fixes: {reason}"
-        data: dict[str, Any] = {"channels": self._notifier.channels}
+        data: dict[str, Any] = {"channels": self._notifier.channels_for(incident.tenant_id)}
         if decision is not None:
             data |= decision.as_dict()
         row = await self._incidents.move(

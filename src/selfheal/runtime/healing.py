@@ -13,7 +13,7 @@ from selfheal.config import Settings
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
-from selfheal.decisions.policy import Policies
+from selfheal.decisions.policy import Policies, PolicySource
 from selfheal.detectors.monitor import Monitor
 from selfheal.events import EventBus
 from selfheal.incidents.grouping import Grouper
@@ -39,6 +39,7 @@ def build_healing(
     *,
     settings: Settings,
     policies: Policies,
+    tenant_policies: PolicySource,
     plugins: Plugins,
     plugin_context: PluginContext,
     db: Database,
@@ -118,11 +119,11 @@ def build_healing(
     healer = Healer(
         db=db,
         bus=bus,
-        policies=policies,
+        policies=tenant_policies,
         incidents=incidents,
         decider=Decider(
             db,
-            policies,
+            tenant_policies,
             lambda spec: backoff.wait(spec.key),
             strategy=settings.LEARNING_STRATEGY,
         ),

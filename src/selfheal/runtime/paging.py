@@ -26,7 +26,7 @@ async def notify_group(
     db: Database, notifier: Notifier, incidents: IncidentService, row: Incident, reason: str
 ) -> None:
     """Tell people about an escalated incident's group, once per group."""
-    if not notifier.channels:
+    if not notifier.channels_for(row.tenant_id):
         return
     async with db.session() as session:
         group_id = row.group_id
@@ -134,7 +134,7 @@ async def notify_joined(
 ) -> None:
     """A member of a group already escalated: an update where the page went (same
     dedup key), once per incident, listing every member now."""
-    if row.group_id is None or not notifier.channels:
+    if row.group_id is None or not notifier.channels_for(row.tenant_id):
         return
     async with db.session() as session:
         group = await groups_repo.get_group(

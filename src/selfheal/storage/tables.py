@@ -387,3 +387,33 @@ class ClusterMember(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column()
     heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class TenantSettings(Base):
+    """What a tenant's admin key set through the API: guard rails and quotas.
+
+    Each is a partial mapping (the fields set); it wins over the config file's values.
+    """
+
+    __tablename__ = "tenant_settings"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    policies: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quotas: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TenantChannel(Base):
+    """A notification channel a tenant set through the API (wins over a config-file
+    channel of the same name). Its secret fields are stored encrypted, apart."""
+
+    __tablename__ = "tenant_channels"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # without secrets
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text)  # JSON of the secret fields
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

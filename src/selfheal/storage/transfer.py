@@ -5,12 +5,14 @@ The file's first line is a header (format, version, schema revision, when,
 value}}``, parents before children, so an import inserts in file order.
 Datetimes are ISO 8601 strings in UTC.
 
-What travels: tenants, services (without their webhook secret: it is encrypted
-with the source's SECRET_KEY and must not leave the store), the catalog,
-silences and pauses, incidents with their groups, timeline and actions,
-learning arms and baselines, status changes, rollups and the audit log. What
-does not: API keys (stored hashed; create new ones with ``selfheal keys
-create``) and the schema bookkeeping.
+What travels: tenants with their own policies and quotas, services (without
+their webhook secret: it is encrypted with the source's SECRET_KEY and must not
+leave the store), the catalog, silences and pauses, incidents with their
+groups, timeline and actions, learning arms and baselines, status changes,
+rollups and the audit log. What does not: API keys (stored hashed; create new
+ones with ``selfheal keys create``), channels set through the API (their
+secrets are encrypted with the source's SECRET_KEY; ``selfheal config export``
+moves them as references) and the schema bookkeeping.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ BATCH = 1000  # rows per INSERT on import
 # exported tables, in an order where every parent comes before its children
 TABLES = (
     "tenants",
+    "tenant_settings",
     "services",
     "catalog",
     "silences",

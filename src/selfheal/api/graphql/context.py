@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
-from selfheal.api.deps import presented_key, refusal
+from selfheal.api.deps import charge_rate_quota, presented_key, refusal
 from selfheal.application.access import require_scope
 from selfheal.application.feed import KeyRefusedError
 from selfheal.auth import Principal
@@ -49,8 +49,10 @@ async def context_getter(connection: HTTPConnection) -> GraphContext:
     agent: Agent = connection.app.state.agent
     key = presented_key(connection, agent.settings.API_KEY_HEADER)
     principal = agent.keys.authenticate(key)
-    if principal is None and connection.scope.get("method") == "POST":
-        raise refusal(connection, key)
+    if connection.scope.get("method") == "POST":
+        if principal is None:
+            raise refusal(connection, key)
+        charge_rate_quota(agent, principal)
     return GraphContext(agent, principal)
 
 

@@ -18,6 +18,7 @@ from selfheal.api.routes import (
     outbound,
     services,
     system,
+    tenant,
 )
 
 api_router = APIRouter()
@@ -34,5 +35,6 @@ api_router.include_router(charts.router)
 api_router.include_router(learning.router)
 api_router.include_router(outbound.router)
 api_router.include_router(keys.router)
+api_router.include_router(tenant.router)
 
 __all__ = ["api_router"]

@@ -113,8 +113,9 @@ async def get_group(group_id: RowId, agent: AgentDep, principal: PrincipalDep) -
 
 @router.get("/policies", summary="The guard rails in effect")
 async def policies(agent: AgentDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Policies from the environment and the config file's ``policies``."""
-    values = dataclasses.asdict(agent.policies)
+    """The caller's tenant's guard rails: environment, config file, then what its admin
+    set (``PUT /api/tenant/policies``)."""
+    values = dataclasses.asdict(agent.tenants.policies(principal.tenant_id))
     return {
         key: (value.model_dump() if hasattr(value, "model_dump") else value)
         for key, value in values.items()

@@ -75,11 +75,10 @@ async def delete_silence(*, session: AsyncSession, tenant_id: str, silence_id: i
     return bool(getattr(result, "rowcount", 0))
 
 
-async def delete_config_silences(*, session: AsyncSession, tenant_id: str) -> None:
-    """Forget silences that came from the config file (it is read again on start)."""
-    await session.execute(
-        delete(Silence).where(Silence.tenant_id == tenant_id, Silence.source == "config")
-    )
+async def delete_config_silences(*, session: AsyncSession) -> None:
+    """Forget every tenant's silences that came from the config file (it is read again
+    on start)."""
+    await session.execute(delete(Silence).where(Silence.source == "config"))
 
 
 async def current_silences(*, session: AsyncSession, now: datetime) -> Sequence[Silence]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from selfheal.storage.tables import Service, utcnow
@@ -37,6 +37,18 @@ async def all_services(*, session: AsyncSession) -> Sequence[Service]:
     """Every tenant's services: what the scheduler probes on start."""
     result = await session.execute(select(Service).order_by(Service.tenant_id, Service.service_id))
     return result.scalars().all()
+
+
+async def config_services(*, session: AsyncSession) -> Sequence[Service]:
+    """Every tenant's services that came from the config file."""
+    result = await session.execute(select(Service).where(Service.source == "config"))
+    return result.scalars().all()
+
+
+async def count_services(*, session: AsyncSession, tenant_id: str) -> int:
+    """How many services a tenant has (its ``max_services`` quota counts these)."""
+    stmt = select(func.count()).select_from(Service).where(Service.tenant_id == tenant_id)
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def service_versions(*, session: AsyncSession) -> dict[ServiceKey, datetime]:
