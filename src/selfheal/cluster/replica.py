@@ -9,10 +9,12 @@ object does nothing but say so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from selfheal.checks.scheduler import Scheduler
+from selfheal.cluster.fencing import Fence
 from selfheal.cluster.membership import BEAT, LEASE, Membership
 from selfheal.cluster.notify import FleetListener, announce
 from selfheal.cluster.ownership import Ownership
@@ -23,10 +25,12 @@ from selfheal.types import ServiceKey
 
 if TYPE_CHECKING:  # the runtime imports this module
     from selfheal.runtime.fleet import FleetManager
+    from selfheal.runtime.healer import Healer
 
 log = get_logger(__name__)
 
 RECONCILE_INTERVAL = 30.0  # the safety net under LISTEN/NOTIFY
+ADOPT_INTERVAL = 1.0  # how often unheld incidents of this replica's services are looked for
 
 
 class Cluster:
@@ -52,6 +56,13 @@ class Cluster:
         self.listener = FleetListener(
             db, me=self.membership.id, refresh=fleet.refresh, reconcile=fleet.reconcile
         )
+        self.fence = Fence(
+            db,
+            self.membership if self.enabled else None,
+            self.ownership.owns if self.enabled else None,
+        )
+        self.healer: Healer | None = None  # set by the agent once built
+        self._adopt_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -72,6 +83,7 @@ class Cluster:
             asyncio.create_task(self.listener.listen(), name="cluster:listen"),
             asyncio.create_task(self.listener.apply(), name="cluster:apply"),
             asyncio.create_task(self._reconcile_loop(), name="cluster:reconcile"),
+            asyncio.create_task(self._adopt_loop(), name="cluster:adopt"),
         ]
         # listening before the fleet is loaded: no change made meanwhile goes unheard
         try:
@@ -93,6 +105,9 @@ class Cluster:
     def _on_view(self, members: Sequence[str]) -> None:
         if self.ownership.update(members):
             self._scheduler.reassign(self.ownership.owns)
+            if self.healer is not None:
+                self.healer.reassigned()
+            self._adopt_now.set()
             log.info(
                 "cluster_services_assigned",
                 member=self.member_id,
@@ -113,3 +128,22 @@ class Cluster:
                 continue
             if changed:
                 log.debug("cluster_reconciled", services=changed)
+
+    async def _adopt_loop(self) -> None:
+        """Resume the incidents of this replica's services that no live heal loop holds:
+        released by a replica that lost the service, or left by one that died."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._adopt_now.wait(), ADOPT_INTERVAL)
+            self._adopt_now.clear()
+            if self.healer is None or self.membership.fenced:
+                continue
+            try:
+                orphans = await self.fence.orphans()
+            except StorageError as exc:
+                log.warning("cluster_adopt_delayed", error=exc.message)
+                continue
+            for incident_id, key in orphans:
+                if not self.healer.healing(incident_id):
+                    log.info("incident_adopted", incident_id=incident_id, member=self.member_id)
+                    self.healer.adopt(incident_id, key)

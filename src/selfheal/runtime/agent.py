@@ -205,6 +205,7 @@ class Agent:
         # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
         self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
         self._build_healing()
+        self.cluster.healer = self.healer  # heal loops follow the services they heal
         self.signal_worker = SignalWorker(
             self._signals,
             incidents=self.incidents,
@@ -263,7 +264,7 @@ class Agent:
             sessions=self._sessions,
             workloads=self.workloads,
             fleet=self.fleet,
-            may_act=self.cluster.membership.may_act,
+            fence=self.cluster.fence,
             scheduler=self.scheduler,
             monitor=self.monitor,
             controls=self.controls,
