@@ -107,7 +107,8 @@ async def test_sigkill_the_healing_replica_the_other_finishes(tmp_path: Path) ->
                 kinds = [step["kind"] for step in detail["timeline"]]
                 assert "action_interrupted" in kinds
             new_pid = await _healer_pid(url, incident_id)
-            assert new_pid is not None and new_pid != pid
+            assert new_pid is not None
+            assert new_pid != pid
             await asyncio.sleep(2)
             assert len(service.accepted_calls) == 1
         finally:
