@@ -18,7 +18,10 @@ from selfheal.cluster.fencing import Fence
 from selfheal.cluster.membership import BEAT, LEASE, Membership
 from selfheal.cluster.notify import FleetListener, announce
 from selfheal.cluster.ownership import Ownership
+from selfheal.cluster.shared import SharedState
+from selfheal.decisions.controls import Controls
 from selfheal.errors import StorageError
+from selfheal.events import EventBus
 from selfheal.logging import get_logger
 from selfheal.storage.db import Database
 from selfheal.types import ServiceKey
@@ -45,6 +48,8 @@ class Cluster:
         lease: float = LEASE,
         beat: float = BEAT,
         reconcile_interval: float = RECONCILE_INTERVAL,
+        bus: EventBus | None = None,
+        controls: Controls | None = None,
     ) -> None:
         self.enabled = not db.is_sqlite
         self._db = db
@@ -54,16 +59,33 @@ class Cluster:
         self.membership = Membership(db, on_view=self._on_view, lease=lease, beat=beat)
         self.ownership = Ownership(self.membership.id)
         self.listener = FleetListener(
-            db, me=self.membership.id, refresh=fleet.refresh, reconcile=fleet.reconcile
+            db, me=self.membership.id, refresh=fleet.refresh, reconcile=self._reconcile
         )
+        # guard rails, resolutions and the live feed, shared through NOTIFY
+        self.shared: SharedState | None = None
+        if self.enabled and bus is not None and controls is not None:
+            self.shared = SharedState(
+                db,
+                me=self.membership.id,
+                bus=bus,
+                controls=controls,
+                alone=lambda: len(self.membership.view) <= 1,
+            )
+            self.shared.attach(self.listener)
         self.fence = Fence(
             db,
             self.membership if self.enabled else None,
             self.ownership.owns if self.enabled else None,
         )
-        self.healer: Healer | None = None  # set by the agent once built
+        self.healer: Healer | None = None  # set by ``attach_healer`` once built
         self._adopt_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def attach_healer(self, healer: Healer) -> None:
+        """Heal loops follow the services they heal; resolutions elsewhere reach them."""
+        self.healer = healer
+        if self.shared is not None:
+            self.shared.healer = healer
 
     @property
     def member_id(self) -> str:
@@ -85,6 +107,8 @@ class Cluster:
             asyncio.create_task(self._reconcile_loop(), name="cluster:reconcile"),
             asyncio.create_task(self._adopt_loop(), name="cluster:adopt"),
         ]
+        if self.shared is not None:
+            self._tasks.append(asyncio.create_task(self.shared.run(), name="cluster:share"))
         # listening before the fleet is loaded: no change made meanwhile goes unheard
         try:
             await asyncio.wait_for(self.listener.connected.wait(), self._db.timeouts.connect + 1)
@@ -118,11 +142,17 @@ class Cluster:
     async def _announce(self, key: ServiceKey) -> None:
         await announce(self._db, key, origin=self.member_id)
 
+    async def _reconcile(self) -> int:
+        """The fleet, and the guard rails (a NOTIFY may have been missed)."""
+        if self.shared is not None:
+            self.shared.reload_controls()
+        return await self._fleet.reconcile()
+
     async def _reconcile_loop(self) -> None:
         while True:
             await asyncio.sleep(self._reconcile_interval)
             try:
-                changed = await self._fleet.reconcile()
+                changed = await self._reconcile()
             except StorageError as exc:
                 log.warning("cluster_reconcile_delayed", error=exc.message)
                 continue

@@ -203,9 +203,15 @@ class Agent:
             probe=self.probe_and_observe,
         )
         # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
-        self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
+        self.cluster = Cluster(
+            self.db,
+            fleet=self.fleet,
+            scheduler=self.scheduler,
+            bus=self.bus,
+            controls=self.controls,
+        )
         self._build_healing()
-        self.cluster.healer = self.healer  # heal loops follow the services they heal
+        self.cluster.attach_healer(self.healer)  # heal loops follow the services they heal
         self.signal_worker = SignalWorker(
             self._signals,
             incidents=self.incidents,
