@@ -70,6 +70,7 @@ class Cluster:
                 bus=bus,
                 controls=controls,
                 alone=lambda: len(self.membership.view) <= 1,
+                owns=self.ownership.owns,
             )
             self.shared.attach(self.listener)
         self.fence = Fence(
@@ -86,6 +87,7 @@ class Cluster:
         self.healer = healer
         if self.shared is not None:
             self.shared.healer = healer
+            healer.backoff.publish = self.shared.share_backoff
 
     @property
     def member_id(self) -> str:

@@ -32,12 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from selfheal.checks.heartbeat import HeartbeatWatch
 from selfheal.decisions.controls import Controls
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.events import bus as ev
 from selfheal.logging import get_logger
 from selfheal.storage.db import Database
+from selfheal.types import ServiceKey
 
 if TYPE_CHECKING:
     from selfheal.cluster.notify import FleetListener
@@ -66,13 +68,16 @@ class SharedState:
         bus: EventBus,
         controls: Controls,
         alone: Callable[[], bool],
+        owns: Callable[[ServiceKey], bool],
     ) -> None:
         self._db = db
         self._me = me
         self._bus = bus
         self._controls = controls
         self._alone = alone
+        self._owns = owns
         self.healer: Healer | None = None
+        self.heartbeats: HeartbeatWatch | None = None
         self._outbox: deque[tuple[str, str]] = deque(maxlen=BACKLOG)
         self._wake = asyncio.Event()
         self._reload = asyncio.Event()
@@ -102,6 +107,15 @@ class SharedState:
 
     def _share_control(self, message: dict[str, Any]) -> None:
         self.send(STATE, message)
+
+    def share_backoff(self, key: ServiceKey, count: int, next_at: float) -> None:
+        """A restart made here: the others pace the service the same way."""
+        message = {"k": "backoff", "t": key.tenant_id, "s": key.service_id, "c": count}
+        self.send(STATE, message | {"n": next_at})
+
+    def share_beat(self, key: ServiceKey, timeout: float) -> None:
+        """A heartbeat received here for a service another replica owns: it arms the deadline."""
+        self.send(STATE, {"k": "beat", "t": key.tenant_id, "s": key.service_id, "to": timeout})
 
     def forward(self, event: ev.Event) -> None:
         """A bus listener: every event published here goes to the others' live feeds."""
@@ -159,6 +173,13 @@ class SharedState:
             self._controls.apply_remote(message)
         elif kind == "resolved" and self.healer is not None:
             self.healer.resolved(int(message["i"]))
+        elif kind == "backoff" and self.healer is not None:
+            key = ServiceKey(str(message["t"]), str(message["s"]))
+            self.healer.backoff.apply(key, int(message["c"]), float(message["n"]))
+        elif kind == "beat" and self.heartbeats is not None:
+            key = ServiceKey(str(message["t"]), str(message["s"]))
+            if self._owns(key):
+                self.heartbeats.beat(key, float(message["to"]))
 
     def _on_event(self, message: dict[str, Any]) -> None:
         data = message.get("d")

@@ -113,6 +113,11 @@ class Healer(HealGates):
         self._leaving: set[int] = set()
 
     @property
+    def backoff(self) -> RestartBackoff:
+        """The restart backoff (shared with the other replicas of a cluster)."""
+        return self._backoff
+
+    @property
     def active(self) -> int:
         """Heal loops in progress."""
         return len(self._running)
