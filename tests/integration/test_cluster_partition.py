@@ -43,7 +43,7 @@ async def test_a_partitioned_replica_is_fenced_and_its_incident_moves(make_setti
                 if a.agent.cluster.ownership.owns(ServiceKey(DEFAULT_TENANT, f"p-{i}"))
             )
             async with (
-                FakeService(service_id=sid, action_delay=5.0) as service,
+                FakeService(service_id=sid, action_delay=3.0) as service,
                 api_client(b.url) as via_b,
             ):
                 registered = await via_b.post(

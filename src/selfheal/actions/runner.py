@@ -35,6 +35,8 @@ from selfheal.types import ActionStatus
 
 log = get_logger(__name__)
 
+OUTER_MARGIN = 2.0  # seconds past its own timeout before a plugin's run is cut off
+
 
 @dataclass(frozen=True, slots=True)
 class ActionRun:
@@ -118,9 +120,7 @@ class ActionRunner:
             log.warning("action_duplicate_refused", idempotency_key=key)
             return None
         remediation = spec.remediation.get(decision.action)
-        timeout = (remediation.timeout if remediation else None) or self._timeouts.get(
-            decision.executor, 30.0
-        )
+        timeout = self.timeout_for(spec, decision.action, decision.executor)
         request = ActionRequest(
             spec=spec,
             action=decision.action,
@@ -160,6 +160,11 @@ class ActionRunner:
         )
         return ActionRun(row.id, decision.action, result)
 
+    def timeout_for(self, spec: ServiceSpec, action: str, executor: str) -> float:
+        """Seconds one run of ``action`` may take on this service (the executor's bound)."""
+        remediation = spec.remediation.get(action)
+        return (remediation.timeout if remediation else None) or self._timeouts.get(executor, 30.0)
+
     def _check_lease(self) -> None:
         """``StorageError`` (the heal loop waits and starts over) while fenced."""
         if self._may_act is not None and not self._may_act():
@@ -179,7 +184,7 @@ class ActionRunner:
                 return ActionResult(False, f"invalid options for {executor_name}: {exc}"[:1000])
         try:
             # the executor has the timeout too; this outer one stops a plugin that ignores it
-            return await asyncio.wait_for(executor.execute(request), request.timeout + 2.0)
+            return await asyncio.wait_for(executor.execute(request), request.timeout + OUTER_MARGIN)
         except ActionError as exc:
             return ActionResult(False, exc.message)
         except TimeoutError:

@@ -37,7 +37,7 @@ from typing import Any
 from structlog.contextvars import bound_contextvars
 
 from selfheal.actions.notify import Notifier
-from selfheal.actions.runner import ActionRunner
+from selfheal.actions.runner import OUTER_MARGIN, ActionRunner
 from selfheal.cluster.fencing import SINGLE, Fence, Lease
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import RESTART, Decider, Decision
@@ -483,8 +483,11 @@ class Healer(HealGates):
                 IncidentStatus.REMEDIATING,
                 "resuming after an agent restart",
             )
+        # taken over from a replica cut off mid-action, the action may still be running
+        # there: judge nothing before it surely ended (its timeout, plus the outer margin)
+        grace = self._runner.timeout_for(spec, last.action, last.executor) + OUTER_MARGIN
         return await self._verify(
-            incident, kind, spec, last.id, last.action, last.started_at.timestamp()
+            incident, kind, spec, last.id, last.action, last.started_at.timestamp(), grace
         )
 
     # -- telling people -----------------------------------------------------------------
