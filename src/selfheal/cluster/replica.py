@@ -11,20 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from selfheal.checks.scheduler import Scheduler
 from selfheal.cluster.fencing import Fence
 from selfheal.cluster.membership import BEAT, LEASE, Membership
 from selfheal.cluster.notify import FleetListener, announce
 from selfheal.cluster.ownership import Ownership
-from selfheal.cluster.shared import SharedState
+from selfheal.cluster.quorum import Quorum, Verdict
+from selfheal.cluster.shared import STATE, SharedState
 from selfheal.decisions.controls import Controls
 from selfheal.errors import StorageError
 from selfheal.events import EventBus
 from selfheal.logging import get_logger
+from selfheal.services import ServiceSpec
 from selfheal.storage.db import Database
-from selfheal.types import ServiceKey
+from selfheal.types import IncidentType, ServiceKey
 
 if TYPE_CHECKING:  # the runtime imports this module
     from selfheal.runtime.fleet import FleetManager
@@ -63,6 +65,7 @@ class Cluster:
         )
         # guard rails, resolutions and the live feed, shared through NOTIFY
         self.shared: SharedState | None = None
+        self.quorum: Quorum | None = None
         if self.enabled and bus is not None and controls is not None:
             self.shared = SharedState(
                 db,
@@ -73,6 +76,14 @@ class Cluster:
                 owns=self.ownership.owns,
             )
             self.shared.attach(self.listener)
+            self.quorum = Quorum(
+                me=self.membership.id,
+                members=lambda: self.membership.view,
+                send=self._send_state,
+                spec_of=fleet.spec,
+                probe=scheduler.probe_now,
+            )
+            self.shared.on_quorum = self.quorum.on_message
         self.fence = Fence(
             db,
             self.membership if self.enabled else None,
@@ -81,6 +92,20 @@ class Cluster:
         self.healer: Healer | None = None  # set by ``attach_healer`` once built
         self._adopt_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _send_state(self, message: dict[str, Any]) -> bool:
+        assert self.shared is not None
+        return self.shared.send(STATE, message)
+
+    def needs_quorum(self, spec: ServiceSpec) -> bool:
+        """True if an incident of ``spec`` waits for other replicas to agree."""
+        return self.quorum is not None and spec.confirm_from > 1
+
+    async def confirm(self, spec: ServiceSpec, kind: IncidentType) -> Verdict:
+        """Ask the other replicas (``confirm_from``) before an incident of ``spec`` opens."""
+        if self.quorum is None:
+            return Verdict(True, 0, "no cluster")
+        return await self.quorum.confirm(spec, kind)
 
     def attach_healer(self, healer: Healer) -> None:
         """Heal loops follow the services they heal; resolutions elsewhere reach them."""

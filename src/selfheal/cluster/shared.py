@@ -8,7 +8,8 @@ with the sender's member id in ``"o"`` (a replica skips its own):
   change already committed); ``awaiting`` / ``approved`` / ``forget`` for
   approvals (the heal loop waiting for one may run on any replica, the person
   may approve through any); ``resolved`` for an incident resolved here, so a heal
-  loop held on another replica stops.
+  loop held on another replica stops; ``backoff`` and ``beat`` (restart backoff,
+  heartbeat deadlines); ``probe`` / ``probed`` for the quorum (``quorum.py``).
 - ``selfheal_events``: every live-feed event published here (type, tenant,
   data, time), re-published on the others to their subscribers only
   (``EventBus.publish_remote``): a dashboard on any replica sees every replica's
@@ -78,6 +79,8 @@ class SharedState:
         self._owns = owns
         self.healer: Healer | None = None
         self.heartbeats: HeartbeatWatch | None = None
+        # quorum requests and answers ("probe", "probed") go to cluster/quorum.py
+        self.on_quorum: Callable[[dict[str, Any]], None] | None = None
         self._outbox: deque[tuple[str, str]] = deque(maxlen=BACKLOG)
         self._wake = asyncio.Event()
         self._reload = asyncio.Event()
@@ -173,6 +176,8 @@ class SharedState:
             self._controls.apply_remote(message)
         elif kind == "resolved" and self.healer is not None:
             self.healer.resolved(int(message["i"]))
+        elif kind in ("probe", "probed") and self.on_quorum is not None:
+            self.on_quorum(message)
         elif kind == "backoff" and self.healer is not None:
             key = ServiceKey(str(message["t"]), str(message["s"]))
             self.healer.backoff.apply(key, int(message["c"]), float(message["n"]))

@@ -221,6 +221,8 @@ class Agent:
             spec_of=self.fleet.spec,
             bus=self.bus,
             record_status=self.history.status_changed,
+            quorum=self.cluster if self.cluster.enabled else None,
+            forget_symptom=self._forget_symptom,
         )
         await self.cluster.start()
         startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
@@ -371,6 +373,12 @@ class Agent:
             # at any replica behind a load balancer)
             self.heartbeats.forget(spec.key)
             shared.share_beat(spec.key, timeout)
+
+    def _forget_symptom(self, key: ServiceKey, kind: IncidentType) -> None:
+        """Other replicas did not confirm it: count failures from zero again."""
+        state = self.monitor.state(key)
+        if state is not None:
+            state.hysteresis.forget(kind)
 
     def _on_silence(self, key: ServiceKey, silence: float) -> None:
         if not self.cluster.fence.owns(key):
