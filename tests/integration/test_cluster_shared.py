@@ -196,7 +196,6 @@ async def test_guard_rails_and_live_feed_cross_replicas(
             assert DEFAULT_TENANT not in json.dumps(other)
             a_service.heal()
             b_service.heal()
-    _ = via_b
 
 
 async def _true(value: bool) -> bool:
