@@ -4,11 +4,16 @@ with its own view of the service (a probe that answers up or down)."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from selfheal.checks.sample import Sample
 from selfheal.cluster.ownership import weight
-from selfheal.cluster.quorum import Quorum
+from selfheal.cluster.quorum import Quorum, Verdict
+from selfheal.detectors.monitor import Confirmed
+from selfheal.detectors.thresholds import Symptom
+from selfheal.events import EventBus
+from selfheal.runtime.signals import SignalWorker
 from selfheal.services import ServiceSpec, build_spec
 from selfheal.types import IncidentType, ServiceKey
 
@@ -103,3 +108,74 @@ async def test_no_answer_or_too_few_peers_opens_anyway(make_settings: Any) -> No
     verdict = await nodes["a"].confirm(spec4, IncidentType.HTTP_ERROR)
     assert verdict.open
     assert "2 of 3 peers live" in verdict.reason
+
+
+class _Gate:
+    """A cluster whose other replicas answer with a fixed verdict."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.asked: list[ServiceKey] = []
+
+    def needs_quorum(self, spec: ServiceSpec) -> bool:
+        return spec.confirm_from > 1
+
+    async def confirm(self, spec: ServiceSpec, kind: IncidentType) -> Verdict:
+        self.asked.append(spec.key)
+        return self.verdict
+
+
+class _Incidents:
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+        self.notes: list[str] = []
+
+    async def open(self, spec: ServiceSpec, symptom: Symptom, *a: Any, **k: Any) -> Any:
+        self.opened.append(spec.service_id)
+        return SimpleNamespace(id=1, tenant_id=spec.tenant_id), True
+
+    async def note(
+        self, tenant_id: str, incident_id: int, kind: str, message: str, data: Any
+    ) -> None:
+        self.notes.append(message)
+
+
+async def _signal_through(
+    make_settings: Any, verdict: Verdict
+) -> tuple[_Incidents, list[Any], list[Any]]:
+    spec = _spec(make_settings, 2)
+    incidents, healed, forgotten = _Incidents(), [], []
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    worker = SignalWorker(
+        queue,
+        incidents=incidents,  # type: ignore[arg-type]
+        start_healing=healed.append,
+        spec_of=lambda key: spec,
+        bus=EventBus(),
+        record_status=lambda signal: None,
+        quorum=_Gate(verdict),
+        forget_symptom=lambda key, kind: forgotten.append((key, kind)),
+    )
+    symptom = Symptom(IncidentType.HTTP_ERROR, "HTTP 500")
+    sample = Sample(KEY, at=0.0, ok=False, response_ms=1.0, status_code=500)
+    await worker._handle(Confirmed(spec, symptom, sample))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return incidents, healed, forgotten
+
+
+async def test_the_signal_worker_opens_only_what_the_quorum_confirms(make_settings: Any) -> None:
+    incidents, healed, forgotten = await _signal_through(
+        make_settings, Verdict(False, 0, "another replica finds the service healthy")
+    )
+    assert incidents.opened == []
+    assert healed == []
+    assert forgotten == [(KEY, IncidentType.HTTP_ERROR)]  # the next failures ask again
+
+    incidents, healed, forgotten = await _signal_through(
+        make_settings, Verdict(True, 1, "confirmed by 1 other replica(s)")
+    )
+    assert incidents.opened == ["api"]
+    assert incidents.notes == ["confirmed by 1 other replica(s)"]
+    assert len(healed) == 1
+    assert forgotten == []
