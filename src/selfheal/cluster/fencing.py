@@ -140,7 +140,7 @@ class Fence:
         found = await session.scalar(_CONFIRM, self._params(tenant_id, incident_id, lease))
         return found is not None
 
-    async def orphans(self, limit: int = 500) -> list[tuple[int, ServiceKey]]:
+    async def orphans(self, limit: int = 5000) -> list[tuple[int, ServiceKey]]:
         """Unresolved incidents of this replica's services that no live heal loop holds."""
         if self._membership is None:
             return []
