@@ -220,6 +220,8 @@ class ServiceConfig(Strict):
     dry_run: bool | None = None
     grace: ShortDuration | None = None
     recovery_probes: int | None = Field(default=None, ge=1, le=100)
+    # replicas that must see it down before an incident opens (cluster/quorum.py)
+    confirm_from: int | None = Field(default=None, ge=1, le=5)
     process: ProcessConfig | None = None  # the agent starts and supervises it
     container: str | None = Field(default=None, pattern=r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

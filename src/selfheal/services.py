@@ -75,6 +75,7 @@ class ServiceSpec:
     dry_run: bool | None = None  # None: the tenant's policy decides
     grace: float | None = None  # None: the tenant's policy decides
     recovery_probes: int = 1
+    confirm_from: int = 1  # replicas that must see it down before an incident opens
     process: ProcessConfig | None = None  # started and supervised by the agent
     container: str | None = None  # acted on through the Docker Engine API
     # a plugin check ({type: NAME, ...options}) instead of the HTTP probe of health_url
@@ -175,6 +176,7 @@ def build_spec(
     process: ProcessConfig | None = None,
     container: str | None = None,
     check: Mapping[str, Any] | None = None,
+    confirm_from: int | None = None,
 ) -> ServiceSpec:
     """Fill every unset per-service value from the global settings."""
     interval = interval or settings.CHECK_INTERVAL
@@ -199,6 +201,7 @@ def build_spec(
         dry_run=dry_run,
         grace=grace,
         recovery_probes=recovery_probes or settings.RECOVERY_PROBES,
+        confirm_from=confirm_from or 1,
         process=process,
         container=container,
         check=dict(check) if check else None,

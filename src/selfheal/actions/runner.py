@@ -2,8 +2,12 @@
 
 The action row is inserted with an idempotency key before the executor is
 called; a second attempt with the same key is refused by the database, so a
-race or a retry can never run one fix twice. A failing executor is caught here,
-at the stage boundary, and recorded on the action; it never stops the agent.
+race or a retry can never run one fix twice. The key is per incident attempt
+(``tenant:incident:attempt``), not per action: two replicas that chose different
+fixes for one attempt still run one. On a cluster the same transaction checks
+the heal loop's claim and lease (``cluster/fencing.py``) and the row keeps them.
+A failing executor is caught here, at the stage boundary, and recorded on the
+action; it never stops the agent.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from structlog.contextvars import bound_contextvars
 
 from selfheal.actions.base import ActionRequest, ActionResult, Executor
+from selfheal.cluster.fencing import SINGLE, Fence, Lease
 from selfheal.decisions.engine import Decision
 from selfheal.errors import ActionError, StorageError
 from selfheal.events import EventBus
@@ -29,6 +34,8 @@ from selfheal.storage.repositories import actions as repo
 from selfheal.types import ActionStatus
 
 log = get_logger(__name__)
+
+OUTER_MARGIN = 2.0  # seconds past its own timeout before a plugin's run is cut off
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +61,10 @@ class ActionRunner:
         raise_errors: bool = False,
         options_models: Mapping[str, type[BaseModel] | None] | None = None,
         may_act: Callable[[], bool] | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self._db = db
+        self._fence = fence
         # False while this replica's cluster lease has lapsed (``selfheal.cluster``)
         self._may_act = may_act
         self._bus = bus
@@ -74,13 +83,25 @@ class ActionRunner:
         incident_type: str,
         decision: Decision,
         attempt: int,
+        lease: Lease = SINGLE,
     ) -> ActionRun | None:
-        """Execute once; None when this (incident, action, attempt) already ran."""
+        """Execute once; None when this (incident, attempt) already has an action.
+
+        ``StorageError`` when fenced: the lease lapsed, or ``lease`` no longer holds
+        the incident's claim (another replica took the incident over)."""
         assert decision.action is not None
         assert decision.executor is not None
-        key = f"{spec.tenant_id}:{incident_id}:{attempt}:{decision.action}"
+        key = f"{spec.tenant_id}:{incident_id}:{attempt}"
         self._check_lease()
         async with self._db.session() as session:
+            if self._fence is not None and not await self._fence.confirm(
+                session, spec.tenant_id, incident_id, lease
+            ):
+                log.warning("action_fenced", incident_id=incident_id, member=lease.member_id)
+                raise StorageError(
+                    "this replica's claim on the incident or its cluster lease no longer "
+                    "holds: the action is not started (the heal loop re-reads what was written)"
+                )
             row = await repo.create_action(
                 session=session,
                 tenant_id=spec.tenant_id,
@@ -92,14 +113,14 @@ class ActionRunner:
                 params=decision.params,
                 idempotency_key=key,
                 decision=decision.as_dict(),
+                member_id=lease.member_id,
+                fence_token=lease.token,
             )
         if row is None:
             log.warning("action_duplicate_refused", idempotency_key=key)
             return None
         remediation = spec.remediation.get(decision.action)
-        timeout = (remediation.timeout if remediation else None) or self._timeouts.get(
-            decision.executor, 30.0
-        )
+        timeout = self.timeout_for(spec, decision.action, decision.executor)
         request = ActionRequest(
             spec=spec,
             action=decision.action,
@@ -118,13 +139,17 @@ class ActionRunner:
             result = await self._execute(decision.executor, request)
             status = ActionStatus.SUCCEEDED if result.ok else ActionStatus.FAILED
             async with self._db.session() as session:
-                await repo.finish_action(
+                kept = await repo.finish_action(
                     session=session,
                     tenant_id=spec.tenant_id,
                     action_id=row.id,
                     status=status.value,
                     result=result.as_dict(),
                 )
+            if not kept:
+                # another replica took the incident over and marked the action interrupted
+                log.warning("action_result_refused", status=status.value)
+                raise StorageError("the incident was taken over while its action ran")
             log.info("action_" + status.value, detail=result.detail)
         if self._metrics is not None:
             self._metrics.actions.labels(action=decision.action, outcome=status.value).inc()
@@ -134,6 +159,11 @@ class ActionRunner:
             _event(request, decision.executor) | {"status": status.value, "detail": result.detail},
         )
         return ActionRun(row.id, decision.action, result)
+
+    def timeout_for(self, spec: ServiceSpec, action: str, executor: str) -> float:
+        """Seconds one run of ``action`` may take on this service (the executor's bound)."""
+        remediation = spec.remediation.get(action)
+        return (remediation.timeout if remediation else None) or self._timeouts.get(executor, 30.0)
 
     def _check_lease(self) -> None:
         """``StorageError`` (the heal loop waits and starts over) while fenced."""
@@ -154,7 +184,7 @@ class ActionRunner:
                 return ActionResult(False, f"invalid options for {executor_name}: {exc}"[:1000])
         try:
             # the executor has the timeout too; this outer one stops a plugin that ignores it
-            return await asyncio.wait_for(executor.execute(request), request.timeout + 2.0)
+            return await asyncio.wait_for(executor.execute(request), request.timeout + OUTER_MARGIN)
         except ActionError as exc:
             return ActionResult(False, exc.message)
         except TimeoutError:

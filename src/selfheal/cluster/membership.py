@@ -40,10 +40,17 @@ BEAT = 0.4  # seconds between heartbeats (each one also reads the live members)
 FENCE_MARGIN = 0.1  # a replica gives its lease up this fraction early (clock rates differ)
 FORGET_AFTER = 3600.0  # rows of members dead this long are deleted
 
+# the fencing token: a fresh one (microseconds on the database clock) whenever the row is
+# new or had expired, i.e. whenever the others may have taken this member's work over
 _JOIN = text(
-    "INSERT INTO cluster_members (id, host, pid, started_at, heartbeat_at) "
-    "VALUES (:id, :host, :pid, clock_timestamp(), clock_timestamp()) "
-    "ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp()"
+    "INSERT INTO cluster_members (id, host, pid, started_at, heartbeat_at, token) "
+    "VALUES (:id, :host, :pid, clock_timestamp(), clock_timestamp(), "
+    "CAST(extract(epoch FROM clock_timestamp()) * 1000000 AS bigint)) "
+    "ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp(), token = CASE "
+    "WHEN cluster_members.heartbeat_at > "
+    "clock_timestamp() - CAST(:lease AS float8) * interval '1 second' "
+    "THEN cluster_members.token ELSE EXCLUDED.token END "
+    "RETURNING token"
 )
 _LIVE = text(
     "SELECT id FROM cluster_members "
@@ -83,6 +90,7 @@ class Membership:
         self._valid_until = float("-inf")
         self.view: tuple[str, ...] = (self.id,)
         self.fenced = False
+        self.token = 0  # the fencing token of the current lease (0: never joined)
 
     def holds_lease(self) -> bool:
         """True while this replica's last heartbeat is surely still seen as live."""
@@ -96,11 +104,21 @@ class Membership:
 
     async def heartbeat(self) -> tuple[str, ...]:
         """Write one heartbeat and read the live members (``StorageError`` if unreachable)."""
-        params = {"id": self.id, "host": socket.gethostname()[:255], "pid": os.getpid()}
+        params = {
+            "id": self.id,
+            "host": socket.gethostname()[:255],
+            "pid": os.getpid(),
+            "lease": self.lease,
+        }
         async with self._db.session() as session:
-            await session.execute(_JOIN, params)
+            token = int((await session.execute(_JOIN, params)).scalar_one())
             result = await session.execute(_LIVE, {"lease": self.lease})
-            return tuple(result.scalars().all())
+            live = tuple(result.scalars().all())
+        if token != self.token:
+            if self.token:
+                log.warning("cluster_token_renewed", member=self.id)
+            self.token = token
+        return live
 
     async def tick(self) -> None:
         """One heartbeat round: renew the lease and the view, or fence when it ran out."""

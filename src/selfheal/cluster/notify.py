@@ -34,6 +34,7 @@ RECONNECT_DELAY = 1.0
 
 Refresh = Callable[[ServiceKey], Awaitable[None]]
 Reconcile = Callable[[], Awaitable[object]]
+Handler = Callable[[dict[str, Any]], None]
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -74,6 +75,25 @@ class FleetListener:
         self._wake = asyncio.Event()
         self.connected = asyncio.Event()
         self.received = 0
+        # other channels (shared state, live feed): JSON payloads with the sender in "o"
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, channel: str, handler: Handler) -> None:
+        """Also listen on ``channel`` (before ``listen`` starts); own messages are skipped."""
+        self._handlers[channel] = handler
+
+    def _on_other(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            log.warning("cluster_notify_malformed", channel=channel)
+            return
+        if not isinstance(data, dict) or data.get("o") == self._me:
+            return
+        try:
+            self._handlers[channel](data)
+        except Exception:
+            log.exception("cluster_notify_handler_failed", channel=channel)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -100,6 +120,8 @@ class FleetListener:
                 closed = asyncio.Event()
                 conn.add_termination_listener(_setter(closed))
                 await conn.add_listener(CHANNEL, self._on_notify)
+                for channel in self._handlers:
+                    await conn.add_listener(channel, self._on_other)
                 self.connected.set()
                 if not first:
                     log.info("cluster_listener_reconnected")

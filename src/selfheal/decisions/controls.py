@@ -3,12 +3,18 @@
 Stored in the database (they survive restarts), held in memory (the heal loop
 checks them without a query), and every change wakes the heal loops that are
 holding, so a resume, an approval or a lifted silence takes effect at once.
+
+On a cluster every change is also told to the other replicas (``publish``, set
+by ``cluster/shared.py``, through PostgreSQL NOTIFY): pauses and silences make
+them re-read both from the database (``reload``); approvals travel as messages
+(``apply_remote``), since the heal loop waiting for one may run on any replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +100,14 @@ class Controls:
         self._approvals: dict[int, str] = {}
         self._awaiting: dict[int, str] = {}
         self._changed = asyncio.Event()
+        # a re-read and a local change never interleave (the re-read could drop the change)
+        self._mutex = asyncio.Lock()
+        # tells the other replicas of a change (cluster only; never blocks)
+        self.publish: Callable[[dict[str, Any]], None] | None = None
+
+    def _tell(self, message: dict[str, Any]) -> None:
+        if self.publish is not None:
+            self.publish(message)
 
     async def load(self, config_silences: list[SilenceConfig]) -> None:
         """Read pauses and silences; the config file's silences replace earlier config ones."""
@@ -112,6 +126,17 @@ class Controls:
                     created_by="config",
                     source="config",
                 )
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Re-read pauses and silences (another replica changed them), and wake the loops."""
+        async with self._mutex:
+            await self._reread()
+        self._notify()
+
+    async def _reread(self) -> None:
+        now = datetime.now(UTC)
+        async with self._db.session() as session:
             pauses = await repo.all_pauses(session=session)
             silences = await repo.current_silences(session=session, now=now)
         self._pauses = {
@@ -121,6 +146,18 @@ class Controls:
             for p in pauses
         }
         self._silences = {s.id: SilenceView.of(s) for s in silences}
+
+    def apply_remote(self, message: dict[str, Any]) -> None:
+        """An approval change told by another replica."""
+        kind, incident_id = message.get("k"), int(message.get("i", 0))
+        if kind == "awaiting":
+            self._awaiting[incident_id] = str(message.get("a", ""))
+        elif kind == "approved":
+            self._approvals[incident_id] = str(message.get("by", ""))
+            self._notify()
+        elif kind == "forget":
+            self._approvals.pop(incident_id, None)
+            self._awaiting.pop(incident_id, None)
 
     # -- waiting ------------------------------------------------------------------------
 
@@ -148,22 +185,30 @@ class Controls:
     async def pause(self, tenant_id: str, service_id: str | None, by: str, reason: str) -> None:
         """Stop every action (detection goes on) for a tenant or one service."""
         target = service_id or EVERY_SERVICE
-        async with self._db.session() as session:
-            await repo.pause(
-                session=session, tenant_id=tenant_id, service_id=target, paused_by=by, reason=reason
+        async with self._mutex:
+            async with self._db.session() as session:
+                await repo.pause(
+                    session=session,
+                    tenant_id=tenant_id,
+                    service_id=target,
+                    paused_by=by,
+                    reason=reason,
+                )
+            self._pauses.setdefault(
+                (tenant_id, target), PauseView(tenant_id, target, by, reason, datetime.now(UTC))
             )
-        self._pauses.setdefault(
-            (tenant_id, target), PauseView(tenant_id, target, by, reason, datetime.now(UTC))
-        )
         self._notify()
+        self._tell({"k": "controls"})
 
     async def resume(self, tenant_id: str, service_id: str | None) -> bool:
         """Lift a pause; False if there was none."""
         target = service_id or EVERY_SERVICE
-        async with self._db.session() as session:
-            existed = await repo.resume(session=session, tenant_id=tenant_id, service_id=target)
-        self._pauses.pop((tenant_id, target), None)
+        async with self._mutex:
+            async with self._db.session() as session:
+                existed = await repo.resume(session=session, tenant_id=tenant_id, service_id=target)
+            self._pauses.pop((tenant_id, target), None)
         self._notify()
+        self._tell({"k": "controls"})
         return existed
 
     # -- silences -----------------------------------------------------------------------
@@ -193,31 +238,36 @@ class Controls:
         by: str,
     ) -> SilenceView:
         """Create a silence or maintenance window."""
-        async with self._db.session() as session:
-            row = await repo.add_silence(
-                session=session,
-                tenant_id=tenant_id,
-                service_id=service_id,
-                tags=tags,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                comment=comment,
-                created_by=by,
-            )
-        view = SilenceView.of(row)
-        self._silences[view.id] = view
+        async with self._mutex:
+            async with self._db.session() as session:
+                row = await repo.add_silence(
+                    session=session,
+                    tenant_id=tenant_id,
+                    service_id=service_id,
+                    tags=tags,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    comment=comment,
+                    created_by=by,
+                )
+            view = SilenceView.of(row)
+            self._silences[view.id] = view
         self._notify()
+        self._tell({"k": "controls"})
         return view
 
     async def delete_silence(self, tenant_id: str, silence_id: int) -> bool:
         """End a silence now."""
-        async with self._db.session() as session:
-            deleted = await repo.delete_silence(
-                session=session, tenant_id=tenant_id, silence_id=silence_id
-            )
+        async with self._mutex:
+            async with self._db.session() as session:
+                deleted = await repo.delete_silence(
+                    session=session, tenant_id=tenant_id, silence_id=silence_id
+                )
+            if deleted:
+                self._silences.pop(silence_id, None)
         if deleted:
-            self._silences.pop(silence_id, None)
             self._notify()
+            self._tell({"k": "controls"})
         return deleted
 
     # -- approvals ----------------------------------------------------------------------
@@ -225,6 +275,7 @@ class Controls:
     def await_approval(self, incident_id: int, action: str) -> None:
         """A heal loop now holds ``action`` until someone approves it."""
         self._awaiting[incident_id] = action
+        self._tell({"k": "awaiting", "i": incident_id, "a": action})
 
     def awaiting(self, incident_id: int) -> str | None:
         """The action an incident holds for approval, if any."""
@@ -236,6 +287,7 @@ class Controls:
         if action is not None:
             self._approvals[incident_id] = by
             self._notify()
+            self._tell({"k": "approved", "i": incident_id, "by": by})
         return action
 
     def approved_by(self, incident_id: int) -> str | None:
@@ -245,4 +297,5 @@ class Controls:
     def forget_approval(self, incident_id: int) -> None:
         """An approval covers one action; also stop waiting."""
         self._approvals.pop(incident_id, None)
-        self._awaiting.pop(incident_id, None)
+        if self._awaiting.pop(incident_id, None) is not None:
+            self._tell({"k": "forget", "i": incident_id})

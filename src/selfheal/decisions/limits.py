@@ -71,7 +71,10 @@ class ActionSlots:
 
 
 class RestartBackoff:
-    """Per-service restart pacing, in memory (a restart of the agent starts afresh)."""
+    """Per-service restart pacing, in memory (a restart of the agent starts afresh).
+
+    On a cluster each restart is told to the other replicas (``publish``), so the
+    replica that takes the service over keeps pacing it (``apply``)."""
 
     def __init__(
         self, config: BackoffConfig, healthy_since: Callable[[ServiceKey], float | None]
@@ -80,6 +83,7 @@ class RestartBackoff:
         self._healthy_since = healthy_since
         self._count: dict[ServiceKey, int] = {}
         self._next: dict[ServiceKey, float] = {}
+        self.publish: Callable[[ServiceKey, int, float], None] | None = None
 
     def wait(self, key: ServiceKey) -> float:
         """Seconds until this service may be restarted again (0: now)."""
@@ -95,7 +99,14 @@ class RestartBackoff:
         delay = min(self._config.initial * 2 ** (count - 1), self._config.max)
         delay *= random.uniform(0.9, 1.1)  # so a fleet restarted together drifts apart
         self._next[key] = time.time() + delay
+        if self.publish is not None:
+            self.publish(key, count, self._next[key])
         return float(delay)
+
+    def apply(self, key: ServiceKey, count: int, next_at: float) -> None:
+        """A restart another replica made (unix time of the next one allowed)."""
+        self._count[key] = max(count, self._count.get(key, 0))
+        self._next[key] = max(next_at, self._next.get(key, 0.0))
 
     def restarts_in_a_row(self, key: ServiceKey) -> int:
         """Restarts since the service was last healthy long enough."""

@@ -2,6 +2,9 @@
 
 Publishing never blocks and never fails: a subscriber that falls behind loses
 its oldest events (counted in ``dropped``) rather than slowing the agent down.
+Events another replica published reach this one's subscribers (the live feed)
+through ``publish_remote``, and never its listeners (metrics, workloads): each
+replica counts and acts on its own events only.
 """
 
 from __future__ import annotations
@@ -120,6 +123,14 @@ class EventBus:
             except Exception:
                 # a broken listener must not stop the agent or the other listeners
                 log.exception("event_listener_failed", listener=repr(listener), event_type=type)
+        for sub in self._subscriptions:
+            if sub.tenant_id is None or sub.tenant_id == tenant_id:
+                sub._push(event)
+        return event
+
+    def publish_remote(self, type: str, tenant_id: str, data: dict[str, Any], at: float) -> Event:
+        """Deliver an event another replica published, to subscriptions only."""
+        event = Event(type=type, tenant_id=tenant_id, data=data, id=next(self._ids), at=at)
         for sub in self._subscriptions:
             if sub.tenant_id is None or sub.tenant_id == tenant_id:
                 sub._push(event)

@@ -211,8 +211,17 @@ class Agent:
             probe=self.probe_and_observe,
         )
         # replicas on one PostgreSQL share the fleet; joined before any service is scheduled
-        self.cluster = Cluster(self.db, fleet=self.fleet, scheduler=self.scheduler)
+        self.cluster = Cluster(
+            self.db,
+            fleet=self.fleet,
+            scheduler=self.scheduler,
+            bus=self.bus,
+            controls=self.controls,
+        )
         self._build_healing()
+        self.cluster.attach_healer(self.healer)  # heal loops follow the services they heal
+        if self.cluster.shared is not None:
+            self.cluster.shared.heartbeats = self.heartbeats
         self.signal_worker = SignalWorker(
             self._signals,
             incidents=self.incidents,
@@ -220,6 +229,8 @@ class Agent:
             spec_of=self.fleet.spec,
             bus=self.bus,
             record_status=self.history.status_changed,
+            quorum=self.cluster if self.cluster.enabled else None,
+            forget_symptom=self._forget_symptom,
         )
         await self.cluster.start()
         startup = await hold(self.db, STARTUP_LOCK)  # replicas starting together: one at a time
@@ -273,7 +284,7 @@ class Agent:
             sessions=self._sessions,
             workloads=self.workloads,
             fleet=self.fleet,
-            may_act=self.cluster.membership.may_act,
+            fence=self.cluster.fence,
             scheduler=self.scheduler,
             monitor=self.monitor,
             controls=self.controls,
@@ -290,13 +301,15 @@ class Agent:
         self.stop_requested.set()
         if hasattr(self, "scheduler"):
             await self.scheduler.stop()
-        if hasattr(self, "cluster"):
-            await self.cluster.stop()
         self.heartbeats.stop()
         if hasattr(self, "silences"):
             self.silences.cancel()
         if hasattr(self, "healer"):
             await self.healer.stop(SHUTDOWN_GRACE)
+        # left only now: heal loops finishing within the grace still hold their claims
+        # under a live lease, so no other replica marks their actions interrupted
+        if hasattr(self, "cluster"):
+            await self.cluster.stop()
         await self.workloads.stop()  # no heal loop is left to restart them
         for task in self._tasks:
             task.cancel()
@@ -362,9 +375,24 @@ class Agent:
             spec, beat.sample(spec.key, at=time.time(), errors=errors), pushed=True
         )
         timeout = spec.heartbeat_timeout or 2 * (beat.interval or spec.interval)
-        self.heartbeats.beat(spec.key, timeout)
+        shared = self.cluster.shared
+        if shared is None or self.cluster.fence.owns(spec.key):
+            self.heartbeats.beat(spec.key, timeout)
+        else:
+            # the deadline lives on the replica that owns the service (beats may arrive
+            # at any replica behind a load balancer)
+            self.heartbeats.forget(spec.key)
+            shared.share_beat(spec.key, timeout)
+
+    def _forget_symptom(self, key: ServiceKey, kind: IncidentType) -> None:
+        """Other replicas did not confirm it: count failures from zero again."""
+        state = self.monitor.state(key)
+        if state is not None:
+            state.hysteresis.forget(kind)
 
     def _on_silence(self, key: ServiceKey, silence: float) -> None:
+        if not self.cluster.fence.owns(key):
+            return  # the service moved to another replica, which watches its deadline
         self.silences.on_silence(key, silence)
 
     def heartbeats_stopped(self, spec: ServiceSpec) -> None:

@@ -56,6 +56,7 @@ SETTING_FIELDS = (
     "dry_run",
     "grace",
     "recovery_probes",
+    "confirm_from",
 )
 
 
@@ -127,6 +128,7 @@ class FleetManager:
             dry_run=opts.get("dry_run"),
             grace=opts.get("grace"),
             recovery_probes=opts.get("recovery_probes"),
+            confirm_from=opts.get("confirm_from"),
             heartbeat_timeout=opts.get("heartbeat_timeout"),
             # only the config file sets these (the API cannot start commands)
             process=_stored_process(self._box, opts.get("process"), key),
@@ -414,6 +416,7 @@ def config_values(svc: ServiceConfig) -> dict[str, Any]:
             "dry_run": svc.dry_run,
             "grace": svc.grace,
             "recovery_probes": svc.recovery_probes,
+            "confirm_from": svc.confirm_from,
             "heartbeat_timeout": svc.heartbeat_timeout,
             "check": svc.check,
             "thresholds": svc.thresholds.model_dump(exclude_none=True) or None,

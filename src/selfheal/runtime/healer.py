@@ -37,7 +37,8 @@ from typing import Any
 from structlog.contextvars import bound_contextvars
 
 from selfheal.actions.notify import Notifier
-from selfheal.actions.runner import ActionRunner
+from selfheal.actions.runner import OUTER_MARGIN, ActionRunner
+from selfheal.cluster.fencing import SINGLE, Fence, Lease
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import RESTART, Decider, Decision
 from selfheal.decisions.limits import ActionSlots, RestartBackoff
@@ -84,8 +85,10 @@ class Healer(HealGates):
         slots: ActionSlots,
         backoff: RestartBackoff,
         spec_of: Callable[[ServiceKey], ServiceSpec | None],
+        fence: Fence | None = None,
     ) -> None:
         self._db = db
+        self._fence = fence or Fence(db, None)
         self._bus = bus
         self._policies = policies
         self._incidents = incidents
@@ -103,6 +106,16 @@ class Healer(HealGates):
         self._locks: dict[ServiceKey, asyncio.Lock] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._resolved: set[int] = set()
+        # cluster: the service each running loop heals, the claim it holds, and the
+        # loops told to stop because their service moved to another replica
+        self._keys: dict[int, ServiceKey] = {}
+        self._leases: dict[int, Lease] = {}
+        self._leaving: set[int] = set()
+
+    @property
+    def backoff(self) -> RestartBackoff:
+        """The restart backoff (shared with the other replicas of a cluster)."""
+        return self._backoff
 
     @property
     def active(self) -> int:
@@ -110,16 +123,41 @@ class Healer(HealGates):
         return len(self._running)
 
     def start(self, incident: Incident) -> None:
-        """Heal an incident in the background (no-op if it is already being healed)."""
-        if incident.id in self._running:
+        """Heal an incident in the background (no-op if it is already being healed).
+
+        On a cluster only the replica that owns the service heals it; the others
+        leave it to that replica, which adopts it (``Cluster``)."""
+        self.adopt(incident.id, ServiceKey(incident.tenant_id, incident.service_id))
+
+    def adopt(self, incident_id: int, key: ServiceKey) -> None:
+        """Start the heal loop of an incident known by id, if this replica owns its service."""
+        if incident_id in self._running or not self._fence.owns(key):
             return
-        task = asyncio.create_task(self._guarded(incident), name=f"heal:{incident.id}")
-        self._running[incident.id] = task
-        task.add_done_callback(lambda _t: self._finished(incident.id))
+        task = asyncio.create_task(self._guarded(incident_id, key), name=f"heal:{incident_id}")
+        self._running[incident_id] = task
+        self._keys[incident_id] = key
+        task.add_done_callback(lambda _t: self._finished(incident_id))
+
+    def healing(self, incident_id: int) -> bool:
+        """True while this replica runs the incident's heal loop."""
+        return incident_id in self._running
+
+    def reassigned(self) -> None:
+        """Ownership changed: loops of services now owned elsewhere stop at their next
+        safe point (never in the middle of an action or its verification) and release
+        their claim, so the new owner resumes them from what was written."""
+        for incident_id, key in self._keys.items():
+            if not self._fence.owns(key) and incident_id not in self._leaving:
+                self._leaving.add(incident_id)
+                self._resolved.add(incident_id)
+                log.info("heal_loop_handing_over", incident_id=incident_id)
 
     def _finished(self, incident_id: int) -> None:
         self._running.pop(incident_id, None)
         self._resolved.discard(incident_id)
+        self._keys.pop(incident_id, None)
+        self._leases.pop(incident_id, None)
+        self._leaving.discard(incident_id)
 
     def resolved(self, incident_id: int) -> None:
         """Told by the incident stage: a held loop for this incident can stop."""
@@ -140,15 +178,15 @@ class Healer(HealGates):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _guarded(self, incident: Incident) -> None:
-        key = ServiceKey(incident.tenant_id, incident.service_id)
+    async def _guarded(self, incident_id: int, key: ServiceKey) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
         delay = 1.0
-        with bound_contextvars(incident_id=incident.id, service_id=incident.service_id):
+        with bound_contextvars(incident_id=incident_id, service_id=key.service_id):
             while True:
                 try:
                     async with lock:
-                        await self._heal(incident.tenant_id, incident.id)
+                        await self._heal(key.tenant_id, incident_id)
+                    await self._hand_over(key.tenant_id, incident_id)
                     return
                 except StorageError as exc:
                     # the database went away mid-loop: start over once it is back; an action
@@ -176,6 +214,13 @@ class Healer(HealGates):
             return
         if incident.status == IncidentStatus.ESCALATED:
             return  # people own it now; it resolves when the service recovers
+        if incident_id in self._leaving:
+            return
+        lease = await self._fence.claim(tenant_id, incident_id)
+        if lease is None:
+            log.info("heal_loop_held_elsewhere")  # a live replica runs it
+            return
+        self._leases[incident_id] = lease
         kind = IncidentType(incident.type)
         if kind is IncidentType.FLAPPING:
             await self._escalate(
@@ -302,6 +347,7 @@ class Healer(HealGates):
             incident_type=incident.type,
             decision=decision,
             attempt=attempt,
+            lease=self._leases.get(incident.id, SINGLE),
         )
         if run is None:
             return False
@@ -399,6 +445,13 @@ class Healer(HealGates):
 
     # -- restart safety -----------------------------------------------------------------
 
+    async def _hand_over(self, tenant_id: str, incident_id: int) -> None:
+        """A loop stopped because its service moved: release the claim for the new owner."""
+        lease = self._leases.get(incident_id)
+        if incident_id in self._leaving and lease is not None:
+            await self._fence.release(tenant_id, incident_id, lease)
+            log.info("heal_loop_handed_over")
+
     async def _resume_interrupted(
         self, incident: Incident, kind: IncidentType, interrupted: list[Any]
     ) -> bool:
@@ -430,8 +483,11 @@ class Healer(HealGates):
                 IncidentStatus.REMEDIATING,
                 "resuming after an agent restart",
             )
+        # taken over from a replica cut off mid-action, the action may still be running
+        # there: judge nothing before it surely ended (its timeout, plus the outer margin)
+        grace = self._runner.timeout_for(spec, last.action, last.executor) + OUTER_MARGIN
         return await self._verify(
-            incident, kind, spec, last.id, last.action, last.started_at.timestamp()
+            incident, kind, spec, last.id, last.action, last.started_at.timestamp(), grace
         )
 
     # -- telling people -----------------------------------------------------------------

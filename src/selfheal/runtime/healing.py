@@ -9,6 +9,7 @@ from selfheal.actions.notify import Notifier
 from selfheal.actions.runner import ActionRunner
 from selfheal.checks.sample import Sample
 from selfheal.checks.scheduler import Scheduler
+from selfheal.cluster.fencing import Fence
 from selfheal.config import Settings
 from selfheal.decisions.controls import Controls
 from selfheal.decisions.engine import Decider
@@ -49,7 +50,7 @@ def build_healing(
     sessions: OutboundSessions,
     workloads: Workloads,
     fleet: FleetManager,
-    may_act: Callable[[], bool],
+    fence: Fence,
     scheduler: Scheduler,
     monitor: Monitor,
     controls: Controls,
@@ -113,7 +114,8 @@ def build_healing(
             "notify": settings.WEBHOOK_TIMEOUT,
         },
         options_models={n: f.options_model for n, f in plugins.executors.items()},
-        may_act=may_act,  # a replica whose cluster lease lapsed starts no action
+        may_act=fence.may_act,  # a replica whose cluster lease lapsed starts no action
+        fence=fence,  # nor writes one once another replica took the incident over
     )
     backoff = RestartBackoff(policies.restart_backoff, healthy_since)
     healer = Healer(
@@ -145,5 +147,6 @@ def build_healing(
         ),
         backoff=backoff,
         spec_of=fleet.spec,
+        fence=fence,
     )
     return incidents, healer

@@ -3,13 +3,19 @@
 The monitor (and the anomaly scoring) only put signals on a queue: they run on
 the probe path and must not wait for the database. One worker takes them in
 order; a database outage delays a signal, it does not lose it.
+
+A service with ``confirm_from`` above 1 on a cluster opens its incident only once
+other replicas agree (``cluster/quorum.py``); that wait runs in its own task, so
+it never holds up the other services' signals.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
+from selfheal.cluster.quorum import Verdict
 from selfheal.detectors.monitor import (
     Cleared,
     Confirmed,
@@ -31,6 +37,18 @@ from selfheal.types import IncidentType, ServiceKey, ServiceStatus
 log = get_logger(__name__)
 
 
+class QuorumGate(Protocol):
+    """The cluster, as far as confirming an incident with other replicas goes."""
+
+    def needs_quorum(self, spec: ServiceSpec) -> bool:
+        """True if incidents of ``spec`` wait for other replicas to agree."""
+        ...
+
+    async def confirm(self, spec: ServiceSpec, kind: IncidentType) -> Verdict:
+        """Ask the other replicas."""
+        ...
+
+
 class SignalWorker:
     """Handles the queued signals one at a time (``run``), or what is left (``drain``)."""
 
@@ -43,7 +61,12 @@ class SignalWorker:
         spec_of: Callable[[ServiceKey], ServiceSpec | None],
         bus: EventBus,
         record_status: Callable[[StatusChanged], None],
+        quorum: QuorumGate | None = None,
+        forget_symptom: Callable[[ServiceKey, IncidentType], None] | None = None,
     ) -> None:
+        self._quorum = quorum
+        self._forget_symptom = forget_symptom
+        self._confirming: set[asyncio.Task[None]] = set()
         self._signals = signals
         self._incidents = incidents
         self._start_healing = start_healing
@@ -91,15 +114,12 @@ class SignalWorker:
         elif isinstance(signal, Confirmed):
             if self._spec_of(signal.spec.key) is None:
                 return  # removed while the signal waited
-            row, created = await self._incidents.open(
-                signal.spec,
-                signal.symptom,
-                signal.sample,
-                evidence=signal.evidence,
-                crash_loop=signal.crash_loop,
-            )
-            if created:
-                self._start_healing(row)
+            if self._quorum is not None and self._quorum.needs_quorum(signal.spec):
+                task = asyncio.create_task(self._confirm_then_open(signal))
+                self._confirming.add(task)
+                task.add_done_callback(self._confirming.discard)
+                return
+            await self._open(signal)
         elif isinstance(signal, Cleared):
             await self._incidents.resolve_recovered(signal.spec, signal.type)
         elif isinstance(signal, FlapStarted):
@@ -116,6 +136,41 @@ class SignalWorker:
                 self._start_healing(row)
         elif isinstance(signal, FlapSettled):
             await self._incidents.resolve_recovered(signal.spec, IncidentType.FLAPPING)
+
+    async def _open(self, signal: Confirmed, verdict: Verdict | None = None) -> None:
+        row, created = await self._incidents.open(
+            signal.spec,
+            signal.symptom,
+            signal.sample,
+            evidence=signal.evidence,
+            crash_loop=signal.crash_loop,
+        )
+        if created and verdict is not None:
+            await self._incidents.note(
+                row.tenant_id,
+                row.id,
+                "quorum",
+                verdict.reason,
+                {"confirmed_by": verdict.confirmed_by, "confirm_from": signal.spec.confirm_from},
+            )
+        if created:
+            self._start_healing(row)
+
+    async def _confirm_then_open(self, signal: Confirmed) -> None:
+        assert self._quorum is not None
+        spec, kind = signal.spec, signal.symptom.type
+        verdict = await self._quorum.confirm(spec, kind)
+        if not verdict.open:
+            log.info(
+                "incident_not_confirmed",
+                service_id=spec.service_id,
+                type=kind.value,
+                reason=verdict.reason,
+            )
+            if self._forget_symptom is not None:
+                self._forget_symptom(spec.key, kind)  # the next failures ask again
+            return
+        await self._with_retry(lambda _s: self._open(signal, verdict), signal)
 
     def _on_status(self, signal: StatusChanged) -> None:
         spec, sample = signal.spec, signal.sample

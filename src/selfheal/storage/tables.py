@@ -165,6 +165,9 @@ class Incident(Base):
         ForeignKey("incident_groups.id", ondelete="SET NULL"), index=True
     )
     silenced_by: Mapped[int | None] = mapped_column(Integer)  # the silence that covered it
+    # the replica whose heal loop owns it, and that replica's fencing token then (0010)
+    healer: Mapped[str | None] = mapped_column(String(64))
+    healer_token: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IncidentGroup(Base):
@@ -223,6 +226,9 @@ class Action(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # detail, output, status code
     outcome: Mapped[str | None] = mapped_column(String(16))
     recovery_seconds: Mapped[float | None] = mapped_column(Float)
+    # the replica and lease (fencing token) it was started under; None on a single agent
+    member_id: Mapped[str | None] = mapped_column(String(64))
+    fence_token: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CatalogEntry(Base):
@@ -387,6 +393,8 @@ class ClusterMember(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column()
     heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+    # changes each time the member (re)joins after its row expired (migration 0010)
+    token: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class TenantSettings(Base):

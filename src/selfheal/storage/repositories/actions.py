@@ -25,8 +25,12 @@ async def create_action(
     params: dict[str, Any],
     idempotency_key: str,
     decision: dict[str, Any],
+    member_id: str | None = None,
+    fence_token: int | None = None,
 ) -> Action | None:
-    """Record an action as PENDING; None if this idempotency key was already used."""
+    """Record an action as PENDING; None if this idempotency key was already used.
+
+    ``member_id`` and ``fence_token``: the replica and lease it starts under (cluster)."""
     row = Action(
         tenant_id=tenant_id,
         incident_id=incident_id,
@@ -39,6 +43,8 @@ async def create_action(
         status="pending",
         decision=decision,
         started_at=utcnow(),
+        member_id=member_id,
+        fence_token=fence_token,
     )
     try:
         async with session.begin_nested():
@@ -51,13 +57,18 @@ async def create_action(
 
 async def finish_action(
     *, session: AsyncSession, tenant_id: str, action_id: int, status: str, result: dict[str, Any]
-) -> None:
-    """Store what the executor reported."""
-    await session.execute(
+) -> bool:
+    """Store what the executor reported; False if the row was no longer pending.
+
+    The first ending wins: a replica that took the incident over marks a pending
+    action interrupted, and a late result from the replica that started it is
+    then refused (and the other way round)."""
+    result_ = await session.execute(
         update(Action)
-        .where(Action.tenant_id == tenant_id, Action.id == action_id)
+        .where(Action.tenant_id == tenant_id, Action.id == action_id, Action.status == "pending")
         .values(status=status, result=result, finished_at=utcnow())
     )
+    return bool(getattr(result_, "rowcount", 0))
 
 
 async def record_outcome(

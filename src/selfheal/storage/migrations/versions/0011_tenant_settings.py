@@ -1,7 +1,7 @@
 """per-tenant guard rails, quotas and notification channels (issue 14)
 
-Revision ID: 0010_tenant_settings
-Revises: 0009_key_scopes
+Revision ID: 0011_tenant_settings
+Revises: 0010_fencing
 Create Date: 2026-12-02 13:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_tenant_settings"
-down_revision = "0009_key_scopes"
+revision = "0011_tenant_settings"
+down_revision = "0010_fencing"
 branch_labels = None
 depends_on = None
 
