@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from self_healing_sdk import sign
 from selfheal.configfile import ApprovalConfig, FileConfig, PoliciesConfig
 from selfheal.storage.repositories import tenants as tenants_repo
 from selfheal.testing import AgentServer, FakeService
@@ -200,3 +201,30 @@ async def test_guard_rails_and_live_feed_cross_replicas(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_push_accepted_by_one_replica_is_a_replay_on_the_other(
+    postgres_url: str, make_settings: Any
+) -> None:
+    """The accepted signatures live in the database both replicas share."""
+    secret = "shared-push-secret-0001"
+    async with (
+        AgentServer(make_settings(postgres_url)) as a,
+        AgentServer(make_settings(postgres_url)) as b,
+        api_client(a.url) as via_a,
+        api_client(b.url) as via_b,
+    ):
+        body = {"service_id": "shop", "health_url": "http://127.0.0.1:9/health", "secret": secret}
+        assert (await via_a.post("/api/services/register", json=body)).status_code == 201
+
+        async def b_has_it() -> bool:
+            return b.agent.fleet.spec(ServiceKey(DEFAULT_TENANT, "shop")) is not None
+
+        await wait_for(b_has_it, 5, interval=0.02)
+        push = json.dumps({"type": "heartbeat", "metadata": {"n": time.time()}}).encode()
+        captured = sign(secret, "shop", push)
+        accepted = await via_a.post("/api/services/shop/events", content=push, headers=captured)
+        assert accepted.status_code == 202, accepted.text
+        replayed = await via_b.post("/api/services/shop/events", content=push, headers=captured)
+        assert replayed.status_code == 401
+        assert "replay" in replayed.json()["error"]["message"]
