@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from self_healing_sdk import sign
-from selfheal.configfile import ApprovalConfig, FileConfig, PoliciesConfig
+from selfheal.configfile import ApprovalConfig, FileConfig, PoliciesConfig, TenantConfig
+from selfheal.runtime.ratelimit import TenantRateLimiter
 from selfheal.storage.repositories import tenants as tenants_repo
 from selfheal.testing import AgentServer, FakeService
 from selfheal.types import DEFAULT_TENANT, ServiceKey, Severity
@@ -228,3 +229,31 @@ async def test_a_push_accepted_by_one_replica_is_a_replay_on_the_other(
         replayed = await via_b.post("/api/services/shop/events", content=push, headers=captured)
         assert replayed.status_code == 401
         assert "replay" in replayed.json()["error"]["message"]
+
+
+async def test_a_tenants_request_budget_is_split_between_the_replicas(
+    postgres_url: str, make_settings: Any
+) -> None:
+    now = [1000.0]
+    config = FileConfig(tenants={"team-b": TenantConfig(requests_per_second=4)})
+    async with (
+        AgentServer(make_settings(postgres_url), config) as a,
+        AgentServer(make_settings(postgres_url), config) as b,
+    ):
+
+        async def both_joined() -> bool:
+            return a.agent.cluster.size == 2 and b.agent.cluster.size == 2
+
+        await wait_for(both_joined, 10, interval=0.05)
+        async with a.agent.db.session() as session:
+            await tenants_repo.add_api_key(
+                session=session, tenant_id="team-b", key=OTHER_TENANT_KEY, name="b"
+            )
+        answers = []
+        for server in (a, b):
+            await server.agent.reload_keys()
+            server.agent.rates = TenantRateLimiter(clock=lambda: now[0])
+            async with api_client(server.url, OTHER_TENANT_KEY) as client:
+                answers.append([(await client.get("/api/services")).status_code for _ in range(3)])
+        # 4 per second for the tenant: 2 on each of the two replicas
+        assert answers == [[200, 200, 429], [200, 200, 429]]

@@ -75,9 +75,12 @@ def get_principal(request: Request) -> Principal:
 
 def charge_rate_quota(agent: Agent, principal: Principal) -> None:
     """Count one request against the tenant's ``requests_per_second`` (429 past it);
-    REST and GraphQL share the one budget."""
+    REST and GraphQL share the one budget. Each of N live replicas allows its share,
+    rate / N: a load balancer spreading requests gives the tenant its whole budget,
+    and no request waits for a shared counter."""
     rate = agent.tenants.quotas(principal.tenant_id).requests_per_second
-    wait = agent.rates.take(principal.tenant_id, rate)
+    share = rate / agent.cluster.size if rate is not None else None
+    wait = agent.rates.take(principal.tenant_id, share)
     if wait is not None:
         tenant = principal.tenant_id
         raise TooManyRequestsError(

@@ -115,6 +115,11 @@ class Cluster:
             healer.backoff.publish = self.shared.share_backoff
 
     @property
+    def size(self) -> int:
+        """Live replicas, this one included (1 when not clustered)."""
+        return max(1, len(self.membership.view)) if self.enabled else 1
+
+    @property
     def member_id(self) -> str:
         """This replica's id in ``cluster_members``."""
         return self.membership.id
