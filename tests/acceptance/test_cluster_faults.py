@@ -22,7 +22,7 @@ from selfheal.testing import FakeService, free_port
 from tests.conftest import TEST_KEY, _create_postgres_database, _drop_postgres_database, api_client
 from tests.helpers import AgentProcess, list_incidents, wait_for
 
-FAULTS = 30
+FAULTS = 50  # the figure
 
 
 async def _healers(url: str) -> Counter[int]:
