@@ -69,3 +69,18 @@ async def test_a_statement_in_flight_fails_fast(proxied: tuple[Database, TcpProx
     assert time.monotonic() - started < BOUND
     proxy.heal()
     await db.ping()
+
+
+async def test_a_statement_past_its_timeout_is_a_storage_error() -> None:
+    """A busy database (a lock queue, a slow plan) is retried like an outage by the
+    callers, never a crash of a heal loop: the statement timeout becomes StorageError."""
+    name, url = await _create_postgres_database()
+    db = Database(url, timeouts=Timeouts(connect=2.0, statement=0.5, pool=2.0))
+    try:
+        with pytest.raises(StorageError, match="did not answer in time"):
+            async with db.session() as session:
+                await session.execute(text("SELECT pg_sleep(3)"))
+        await db.ping()
+    finally:
+        await db.close()
+        await _drop_postgres_database(name)

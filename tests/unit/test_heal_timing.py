@@ -241,3 +241,15 @@ def test_a_heartbeat_does_not_make_a_probe_in_flight_late() -> None:
     state = m.state(KEY)
     assert state is not None
     assert state.status is ServiceStatus.DOWN
+
+
+def test_a_service_taken_over_mid_fix_has_its_first_probes_owned() -> None:
+    """A replica adopting an incident runs its fix before it ever probed the service:
+    the first probes, taken while the fix runs, must not open a second incident."""
+    signals: list[Signal] = []
+    m, s = monitor(signals), spec(retries=1)
+    m.own(KEY, 21)  # no probe of this service here yet
+    m.observe(s, bad(1.0))
+    m.release(s, IncidentType.HTTP_ERROR, recovered=True, restarted=True)
+    m.observe(s, good(2.0))
+    assert not of(signals, Confirmed)

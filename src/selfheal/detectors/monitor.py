@@ -299,10 +299,10 @@ class Monitor:
 
     def own(self, key: ServiceKey, incident_id: int) -> None:
         """Our action on this service starts: its probes belong to that incident until
-        ``release`` (a restart answering 503 while it comes back is not a new incident)."""
-        state = self._states.get(key)
-        if state is not None:
-            state.owned_by = incident_id
+        ``release`` (a restart answering 503 while it comes back is not a new incident).
+        A service not probed here yet (a replica that just took it over) is tracked now,
+        so its first probes, taken while our fix runs, are the incident's too."""
+        self.track(key).owned_by = incident_id
 
     def release(
         self, spec: ServiceSpec, kind: IncidentType, *, recovered: bool, restarted: bool = False

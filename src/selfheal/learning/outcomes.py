@@ -63,14 +63,6 @@ class OutcomeRecorder:
                 outcome="recovered" if recovered else "not_recovered",
                 recovery_seconds=seconds if recovered else None,
             )
-            await catalog_repo.count_outcome(
-                session=session,
-                tenant_id=tenant_id,
-                incident_type=incident_type,
-                action=action,
-                success=recovered,
-                recovery_seconds=seconds,
-            )
             service_id = await learning_repo.service_of_action(
                 session=session, tenant_id=tenant_id, action_id=action_id
             )
@@ -93,6 +85,16 @@ class OutcomeRecorder:
                         action=action,
                         recent=state.recent,
                     )
+            # last: the catalog row (like the fleet's learning row) is shared by every
+            # incident of this type and fix, so its lock is held only until the commit
+            await catalog_repo.count_outcome(
+                session=session,
+                tenant_id=tenant_id,
+                incident_type=incident_type,
+                action=action,
+                success=recovered,
+                recovery_seconds=seconds,
+            )
         if self._metrics is not None:
             self._metrics.count_outcome(recovered)
             self._metrics.outcomes.labels(

@@ -216,9 +216,17 @@ def _drop_timed_out(context: ExceptionContext) -> None:
     context.is_disconnect = True
 
 
+# PostgreSQL's "the database did not answer in time": statement timeout or cancel
+# (57014), lock wait timeout (55P03); busy, not wrong, so retried like an outage
+_TRANSIENT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    """True for errors meaning "the database cannot be reached", not "the query is wrong"."""
+    """True for errors meaning "the database cannot be reached" (or did not answer in
+    time), not "the query is wrong"."""
     if isinstance(exc, OSError | TimeoutError | OperationalError | InterfaceError):
+        return True
+    if getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
@@ -237,6 +245,8 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return "it did not answer in time (DB_STATEMENT_TIMEOUT or a lock wait)"
     return type(orig if isinstance(orig, BaseException) else exc).__name__
 
 
