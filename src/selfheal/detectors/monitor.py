@@ -21,6 +21,7 @@ Timing rules a careful operator would apply, here so every path obeys them:
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -162,6 +163,8 @@ class Monitor:
         # services per status per tenant, kept as states change: GET /status reads
         # these instead of walking the fleet on every call
         self._counts: dict[str, dict[ServiceStatus, int]] = {}
+        # each tenant's service ids in order, for fleet pages that cost their size
+        self._ids: dict[str, list[str]] = {}
         self.rollups = rollups or RollupBuffer()
         self._duration = metrics.monitoring_duration if metrics is not None else None
         self.checks_ok = 0
@@ -174,6 +177,7 @@ class Monitor:
         if state is None:
             state = self._states[key] = ServiceState(status=status)
             self._count_status(key.tenant_id, status, 1)
+            bisect.insort(self._ids.setdefault(key.tenant_id, []), key.service_id)
         return state
 
     def untrack(self, key: ServiceKey) -> None:
@@ -181,6 +185,8 @@ class Monitor:
         state = self._states.pop(key, None)
         if state is not None:
             self._count_status(key.tenant_id, state.status, -1)
+            ids = self._ids[key.tenant_id]
+            del ids[bisect.bisect_left(ids, key.service_id)]
         self.rollups.forget(key)
         if self._baselines is not None:
             self._baselines.forget(key)
@@ -201,6 +207,16 @@ class Monitor:
         at zero); costs the number of statuses, not the number of services."""
         counts = self._counts.get(tenant_id, {})
         return {status.value: n for status, n in counts.items() if n}
+
+    def page_ids(self, tenant_id: str, *, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` of a tenant's service ids in order, after ``after``."""
+        ids = self._ids.get(tenant_id, [])
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        return ids[start : start + limit]
+
+    def tracked(self, tenant_id: str) -> int:
+        """How many of a tenant's services are tracked."""
+        return len(self._ids.get(tenant_id, ()))
 
     def _move(self, key: ServiceKey, state: ServiceState, status: ServiceStatus) -> None:
         # every status change goes through here, so the counts stay true
