@@ -225,6 +225,29 @@ class Action(Base):
     recovery_seconds: Mapped[float | None] = mapped_column(Float)
 
 
+class Summary(Base):
+    """Running totals behind ``GET /api/metrics``, kept by database triggers on
+    ``incidents`` and ``actions`` (migration 0010_api_summaries), so the summary reads
+    one row per service and per (type, status) and (action, outcome), never the history.
+
+    ``kind`` says what the keys are: ``service`` (key1 the service id; every
+    counter), ``type_status`` (key1 type, key2 status; ``incidents``) or
+    ``action_outcome`` (key1 action, key2 outcome or ``""``; ``actions``).
+    No foreign key: rows of a deleted tenant fall to zero with its incidents.
+    """
+
+    __tablename__ = "summaries"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key1: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key2: Mapped[str] = mapped_column(String(32), primary_key=True)
+    incidents: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolved: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolve_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    actions: Mapped[int] = mapped_column(BigInteger, default=0)
+    recovered: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class CatalogEntry(Base):
     """A candidate fix for an incident type, with the outcome counters learning reads."""
 

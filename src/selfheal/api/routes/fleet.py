@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Response
 
 from selfheal.api.coalesce import Coalescer
 from selfheal.api.deps import AgentDep, PrincipalDep
+from selfheal.api.errors import documented
 from selfheal.api.schemas import SERVICE_ID, FleetPublic, FleetServicePublic
 from selfheal.runtime.agent import Agent
 from selfheal.types import ServiceKey
@@ -26,7 +27,12 @@ YIELD_EVERY = 100  # services walked between two turns of the event loop
 PAGE = 1_000  # the default and largest page
 
 
-@router.get("", response_model=FleetPublic, summary="Services' status and recent probes, a page")
+@router.get(
+    "",
+    response_model=FleetPublic,
+    summary="Services' status and recent probes, a page",
+    responses=documented(400),  # a limit or cursor out of bounds
+)
 async def get_fleet(
     agent: AgentDep,
     principal: PrincipalDep,
