@@ -145,6 +145,8 @@ class Incident(Base):
         Index("ix_incidents_tenant_id", "tenant_id", "id"),
         Index("ix_incidents_tenant_status", "tenant_id", "status", "id"),
         Index("ix_incidents_tenant_service", "tenant_id", "service_id", "id"),
+        # insights' episodes: each (service, type) in time order (migration 0010)
+        Index("ix_incidents_episodes", "tenant_id", "service_id", "type", "opened_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -11,7 +11,7 @@ from selfheal.api.deps import AgentDep, PrincipalDep, ServiceIdPath
 from selfheal.api.errors import documented
 from selfheal.errors import NotFoundError
 from selfheal.learning.outcomes import load_state, reset_service
-from selfheal.learning.patterns import load_insights
+from selfheal.learning.pattern_counts import load_insights
 from selfheal.services import ServiceSpec
 from selfheal.storage.repositories import audit as audit_repo
 from selfheal.storage.repositories import learning as learning_repo

@@ -5,6 +5,7 @@ at 100,000 incidents on SQLite). The ``summaries`` table holds the same sums per
 (tenant, kind, key1, key2); triggers on ``incidents`` and ``actions`` add a row's
 part when it is inserted, take it away when it is deleted, and both on an update,
 so every writer (the agent, retention, import, a person with psql) keeps them true.
+Also an index for ``GET /api/insights``: each (service, type) in time order.
 
 SQLite: row triggers, one upsert per summary row touched (writers are serialized).
 PostgreSQL: statement triggers over the transition tables: one upsert per statement
@@ -202,6 +203,10 @@ def upgrade() -> None:
         sa.Column("recovered", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "kind", "key1", "key2", name="pk_summaries"),
     )
+    # GET /api/insights reads each (service, type) in time order off this index
+    op.create_index(
+        "ix_incidents_episodes", "incidents", ["tenant_id", "service_id", "type", "opened_at"]
+    )
     dialect = op.get_bind().dialect.name
     # backfill what is stored, then keep it up to date
     parts = [(p, "incidents") for p in _incident_parts(dialect)]
@@ -220,3 +225,4 @@ def downgrade() -> None:
         if dialect != "sqlite":
             op.execute(f"DROP FUNCTION IF EXISTS summaries_{table}()")
     op.drop_table("summaries")
+    op.drop_index("ix_incidents_episodes", table_name="incidents")
