@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 import selfheal.web
+from selfheal.api.schemas import FleetPublic
 from selfheal.storage.repositories import actions as actions_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import samples as samples_repo
@@ -113,6 +114,7 @@ async def test_fleet_pages_follow_the_cursor_in_service_id_order(
             params: dict[str, Any] = {"limit": 10, **({"cursor": cursor} if cursor else {})}
             page = (await client.get("/api/fleet", params=params)).json()
             pages += 1
+            FleetPublic.model_validate(page, strict=True)  # the documented shape, exactly
             assert page["total"] == 24
             assert sum(page["by_status"].values()) == 24
             assert page["count"] == len(page["services"]) <= 10
