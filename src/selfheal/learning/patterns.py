@@ -8,7 +8,8 @@ reported, strongest first.
 
 * **Recurring** (same service and type). Incidents less than an hour apart
   are one *episode*. Time of day: for windows of one hour centred every 15
-  minutes, count the distinct days with an episode in the window; under
+  minutes (four 15-minute slots), count the days with an episode in the window
+  (episodes are an hour apart, so one a day at most); under
   "any time of day" each episode lands there with probability 1/24
   (binomial tail). Day of week: the busiest weekday against 1/7.
 * **Co-failing services**. Episodes of two services starting within
@@ -21,7 +22,10 @@ reported, strongest first.
   included.
 
 Times are UTC. The tail probabilities are exact sums over log-gamma terms:
-two lines each, so no scipy for them.
+two lines each, so no scipy for them. The tests run over counts
+(``RecurringCounts``, ``CoFailCounts``): ``count_*`` make them from points in
+memory, ``learning/pattern_counts.py`` has the database make them for
+``GET /api/insights``.
 """
 
 from __future__ import annotations
@@ -367,11 +371,6 @@ def insights(
 
 
 # -- exact tails ------------------------------------------------------------------------
-
-
-def _circular(minute: float, centre: int) -> float:
-    d = abs(minute - centre) % 1440
-    return min(d, 1440 - d)
 
 
 def _log_comb(n: int, k: int) -> float:
