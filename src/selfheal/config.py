@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     API_KEY_HEADER: str = "X-API-Key"
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1024)
+    # API requests at work at once (the rest wait in order; see api/admission.py), and
+    # how many may wait before 503; /health, /metrics and the live feeds are never held
+    API_CONCURRENCY: int = Field(default=4, ge=1, le=1000)
+    API_QUEUE: int = Field(default=1000, ge=0, le=100_000)
     # failed authentications a client address may make per minute before 429
     AUTH_FAILURES_PER_MINUTE: int = Field(default=30, ge=1, le=100_000)
     # /metrics without a key, every tenant's series (a scraper on a private network)

@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 from aiohttp import web
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from self_healing_sdk.signing import ReplayGuard, SignatureError, sign, verify
 from selfheal.api.app import create_app
@@ -271,6 +271,40 @@ class AgentServer:
 SEED_TYPES = ("unreachable", "timeout", "http_error", "high_latency", "high_memory", "high_cpu")
 
 
+async def _insert(conn: Any, table: Any, rows: list[dict[str, Any]], *, sqlite: bool) -> None:
+    if sqlite:
+        await conn.execute(insert(table), rows)  # executemany: SQLite's fastest bulk path
+        return
+    # PostgreSQL: one INSERT ... SELECT FROM unnest(arrays), since the summaries trigger
+    # (migration 0010) runs once per statement; a multi-row VALUES takes longer to
+    # compile than to run
+    names = list(rows[0])
+    dialect = conn.dialect
+    arrays = ", ".join(f"CAST(:c{i} AS text[])" for i in range(len(names)))
+    casts = ", ".join(
+        f"CAST(c{i} AS {table.c[name].type.compile(dialect=dialect)})"
+        for i, name in enumerate(names)
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(names)))
+    statement = text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - the table's own names
+        f"SELECT {casts} FROM unnest({arrays}) AS u ({aliases})"
+    )
+
+    def as_text(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return str(value)
+
+    await conn.execute(
+        statement, {f"c{i}": [as_text(row[name]) for row in rows] for i, name in enumerate(names)}
+    )
+
+
 async def seed_history(
     db: Database,
     *,
@@ -279,7 +313,7 @@ async def seed_history(
     incidents: int,
     open_incidents: int = 200,
     actions: int = 0,
-    chunk: int = 5000,
+    chunk: int = 2000,
 ) -> None:
     """Store a long history fast (bulk INSERTs, not the ORM one row at a time).
 
@@ -317,7 +351,7 @@ async def seed_history(
         await tenants_repo.ensure_tenant(session=session, tenant_id=tenant_id)
     async with db.engine.begin() as conn:
         for at in range(0, len(rows), chunk):
-            await conn.execute(insert(Incident), rows[at : at + chunk])
+            await _insert(conn, Incident.__table__, rows[at : at + chunk], sqlite=db.is_sqlite)
         first = (await conn.execute(select(func.min(Incident.id)))).scalar_one()
         step = max(1, incidents // actions) if actions else 0
         runs: list[dict[str, Any]] = [
@@ -340,4 +374,4 @@ async def seed_history(
             for n in range(actions)
         ]
         for at in range(0, len(runs), chunk):
-            await conn.execute(insert(Action), runs[at : at + chunk])
+            await _insert(conn, Action.__table__, runs[at : at + chunk], sqlite=db.is_sqlite)

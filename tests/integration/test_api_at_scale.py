@@ -1,5 +1,6 @@
-"""The API with 100,000 stored incidents: aggregates stay in the database, and the
-queries behind every incident filter read an index, never the whole table."""
+"""The API with 100,000 stored incidents: aggregates stay in the database (GET /api/metrics,
+/status and /api/insights read a bounded number of rows), and the queries behind every
+incident filter read an index, never the whole table."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from selfheal.storage.db import Database
-from selfheal.testing import AgentServer, seed_history
+from selfheal.testing import SEED_TYPES, AgentServer, seed_history
 from tests.conftest import _create_postgres_database, _drop_postgres_database, api_client
 
 INCIDENTS = 100_000
@@ -19,6 +20,9 @@ ACTIONS = 3_000
 # a summary may read one row per service and a few per (type, status) and
 # (action, outcome); the old summary read every incident (100,000 rows)
 ROWS_BOUND = 2 * len(SERVICES) + 100
+# a row per (service, type) and per service, and the co-failing pairs: the seeded fleet
+# fails round-robin, so each service truly co-fails with its neighbours (500 pairs)
+INSIGHTS_BOUND = len(SERVICES) * (len(SEED_TYPES) + 1 + 5) + 100
 
 
 async def _seed(url: str) -> None:
@@ -66,6 +70,12 @@ async def test_metrics_and_status_read_a_bounded_number_of_rows(
             charts = await client.get("/api/charts", params={"range": "30d"})
             assert charts.status_code == 200
             charts_rows = counter.rows
+            counter.rows = 0
+            counter.statements = []
+            insights = await client.get("/api/insights", timeout=120)
+            assert insights.status_code == 200, insights.text
+            insights_rows = counter.rows
+            insights_statements = counter.statements
         event.remove(server.agent.db.engine.sync_engine, "after_cursor_execute", counter)
     body = response.json()
     assert body["incidents"]["total"] == INCIDENTS
@@ -82,6 +92,9 @@ async def test_metrics_and_status_read_a_bounded_number_of_rows(
     # 60 half-day buckets, grouped by the database (it read 43,200 incidents before)
     assert 29 * 24 * 60 < charts.json()["incidents_opened"] <= 30 * 24 * 60  # one a minute
     assert charts_rows <= 2 * 60 + ROWS_BOUND, counter.statements
+    # 43,200 incidents in the 30-day window; the database counts episodes, windows and
+    # pairs, and Python reads a row per (service, type), per service and per candidate
+    assert insights_rows <= INSIGHTS_BOUND, insights_statements
 
 
 LIST_QUERIES = {

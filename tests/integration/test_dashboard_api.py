@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 import selfheal.web
+from selfheal.api.schemas import FleetPublic
 from selfheal.storage.repositories import actions as actions_repo
 from selfheal.storage.repositories import incidents as incidents_repo
 from selfheal.storage.repositories import samples as samples_repo
@@ -94,6 +95,41 @@ async def test_fleet_is_tenant_scoped_and_has_what_a_tile_needs(
                 denied = await anonymous.get(server.url + path)
                 assert denied.status_code == 401
                 assert denied.json()["error"]["code"] == "unauthorized"
+
+
+async def test_fleet_pages_follow_the_cursor_in_service_id_order(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    async with AgentServer(make_settings(sqlite_url)) as server, api_client(server.url) as client:
+        ids = [f"svc-{n:02d}" for n in range(25)]
+        for sid in reversed(ids):
+            body = {"service_id": sid, "health_url": "http://127.0.0.1:9/health", "tags": [sid]}
+            assert (await client.post("/api/services/register", json=body)).status_code == 201
+        assert (await client.delete("/api/services/svc-13")).status_code in (200, 204)
+        ids.remove("svc-13")
+        seen: list[str] = []
+        pages = 0
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/api/fleet", params=params)).json()
+            pages += 1
+            FleetPublic.model_validate(page, strict=True)  # the documented shape, exactly
+            assert page["total"] == 24
+            assert sum(page["by_status"].values()) == 24
+            assert page["count"] == len(page["services"]) <= 10
+            assert page["tags"] == [s["service_id"] for s in page["services"]]
+            seen += [s["service_id"] for s in page["services"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == ids
+        assert pages == 3
+        first = (await client.get("/api/fleet")).json()  # the dashboard's first page: all
+        assert [s["service_id"] for s in first["services"]] == ids
+        assert first["next_cursor"] is None
+        bad = await client.get("/api/fleet", params={"limit": 1001})
+        assert bad.status_code in (400, 422)
 
 
 async def test_new_routes_are_in_the_openapi_document(sqlite_url: str, make_settings: Any) -> None:

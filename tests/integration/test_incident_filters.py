@@ -62,6 +62,23 @@ async def test_unresolved_lists_every_status_but_resolved(
             assert_error(response, 422, "validation_error", "status", "unresolved")
 
 
+async def test_the_list_serializes_each_incident_as_the_detail_does(
+    database_url: str, make_settings: Any
+) -> None:
+    # the list builds its page from rows without validating each; the detail validates
+    async with AgentServer(make_settings(database_url, CHECK_INTERVAL=30.0)) as server:
+        ids = [await _incident(server, name, "escalated") for name in ("a", "b")]
+        async with server.agent.db.session() as session:
+            await repo.acknowledge(session=session, tenant_id="default", incident_id=ids[0], by="x")
+        async with api_client(server.url) as client:
+            listed = (await client.get("/api/incidents")).json()["data"]
+            assert [i["id"] for i in listed] == ids[::-1]
+            for item in listed:
+                detail = (await client.get(f"/api/incidents/{item['id']}")).json()
+                assert item == {k: detail[k] for k in item}
+                assert set(detail) - set(item) == {"timeline", "actions"}
+
+
 def test_the_dashboard_loads_unresolved_incidents_in_one_call() -> None:
     script = INCIDENTS_JS.read_text()
     assert script.count("/api/incidents?status=") == 1

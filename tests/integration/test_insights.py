@@ -8,6 +8,15 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from selfheal.learning.pattern_counts import co_failing_counts, recurring_counts
+from selfheal.learning.patterns import (
+    Finding,
+    IncidentPoint,
+    count_co_failing,
+    count_recurring,
+    score_co_failing,
+    score_recurring,
+)
 from selfheal.storage.tables import Incident
 from selfheal.testing import AgentServer
 from selfheal.types import DEFAULT_TENANT
@@ -32,6 +41,11 @@ def history(now: datetime, seed: int = 3) -> list[tuple[str, str, datetime]]:
         rows.append(("db", "timeout", at))
         rows.append(("api", "http_error", at + timedelta(seconds=rng.uniform(5, 180))))
     return rows
+
+
+def _rounded(found: list[Finding]) -> list[tuple[str, str, float]]:
+    # the span and times pass through the database as floats: compare to 3 figures
+    return [(f.kind, f.summary, float(f"{f.p_value:.3g}")) for f in found]
 
 
 async def test_insights_report_the_planted_patterns_and_nothing_else(
@@ -60,6 +74,19 @@ async def test_insights_report_the_planted_patterns_and_nothing_else(
         client = api_client(server.url)
         response = await client.get("/api/insights")
         await client.aclose()
+        # the database's counts give the findings the in-memory counts give
+        since = now - timedelta(days=30)
+        points = [IncidentPoint(s, k, at) for s, k, at in history(now)]
+        async with server.agent.db.session() as session:
+            stored = await recurring_counts(session=session, tenant_id=DEFAULT_TENANT, since=since)
+            pairs_stored = await co_failing_counts(
+                session=session, tenant_id=DEFAULT_TENANT, since=since
+            )
+    assert stored.groups == count_recurring(points).groups
+    assert score_recurring(stored) == score_recurring(count_recurring(points))
+    assert _rounded(score_co_failing(pairs_stored)) == _rounded(
+        score_co_failing(count_co_failing(points))
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     recurring, pairs = body["recurring"], body["co_failing"]

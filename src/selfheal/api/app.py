@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from selfheal import __version__
+from selfheal.api.admission import AdmissionMiddleware
 from selfheal.api.audit import AuditMiddleware
 from selfheal.api.errors import install_error_handlers
 from selfheal.api.graphql import install as install_graphql
@@ -39,6 +40,8 @@ def _operation_id(route: APIRoute) -> str:
 
 def _middleware(settings: Settings) -> list[Middleware]:
     return [
+        # outermost: a request waiting for its turn has cost nothing yet
+        Middleware(AdmissionMiddleware, limit=settings.API_CONCURRENCY, queue=settings.API_QUEUE),
         Middleware(BodyLimitMiddleware, limit=settings.MAX_BODY_BYTES),
         Middleware(AuditMiddleware),
     ]

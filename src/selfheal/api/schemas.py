@@ -490,13 +490,16 @@ class FleetServicePublic(BaseModel):
 
 
 class FleetPublic(BaseModel):
-    """Every service of the tenant at a glance, with the server's clock."""
+    """A page of the tenant's services at a glance, in service id order, with the
+    server's clock; pass ``next_cursor`` as ``cursor`` for the next page."""
 
     services: list[FleetServicePublic]
-    count: int
-    by_status: dict[str, int]
-    tags: list[str]
+    count: int = Field(description="How many services this page holds.")
+    total: int = Field(description="How many services the tenant has.")
+    by_status: dict[str, int] = Field(description="The tenant's services per status (all pages)")
+    tags: list[str] = Field(description="The tags of this page's services")
     at: float = Field(description="server time (unix seconds), to correct for clock skew")
+    next_cursor: str | None = None
 
 
 class ActionsPublic(BaseModel):

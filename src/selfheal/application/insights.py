@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from selfheal.learning.patterns import load_insights
+from selfheal.learning.pattern_counts import load_insights
 from selfheal.runtime.agent import Agent
 
 

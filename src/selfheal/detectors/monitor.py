@@ -21,6 +21,7 @@ Timing rules a careful operator would apply, here so every path obeys them:
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -159,6 +160,11 @@ class Monitor:
         self.crash_window = crash_window
         self._baselines = baselines
         self._states: dict[ServiceKey, ServiceState] = {}
+        # services per status per tenant, kept as states change: GET /status reads
+        # these instead of walking the fleet on every call
+        self._counts: dict[str, dict[ServiceStatus, int]] = {}
+        # each tenant's service ids in order, for fleet pages that cost their size
+        self._ids: dict[str, list[str]] = {}
         self.rollups = rollups or RollupBuffer()
         self._duration = metrics.monitoring_duration if metrics is not None else None
         self.checks_ok = 0
@@ -170,11 +176,17 @@ class Monitor:
         state = self._states.get(key)
         if state is None:
             state = self._states[key] = ServiceState(status=status)
+            self._count_status(key.tenant_id, status, 1)
+            bisect.insort(self._ids.setdefault(key.tenant_id, []), key.service_id)
         return state
 
     def untrack(self, key: ServiceKey) -> None:
         """Forget a removed service."""
-        self._states.pop(key, None)
+        state = self._states.pop(key, None)
+        if state is not None:
+            self._count_status(key.tenant_id, state.status, -1)
+            ids = self._ids[key.tenant_id]
+            del ids[bisect.bisect_left(ids, key.service_id)]
         self.rollups.forget(key)
         if self._baselines is not None:
             self._baselines.forget(key)
@@ -182,6 +194,40 @@ class Monitor:
     def state(self, key: ServiceKey) -> ServiceState | None:
         """The state of one service, if tracked."""
         return self._states.get(key)
+
+    def set_status(self, key: ServiceKey, status: ServiceStatus, since: float | None) -> None:
+        """Take a status from elsewhere (another replica probes the service)."""
+        state = self.track(key, status)
+        self._move(key, state, status)
+        if since is not None:
+            state.since = since
+
+    def status_counts(self, tenant_id: str) -> dict[str, int]:
+        """How many of a tenant's tracked services have each status (none left out
+        at zero); costs the number of statuses, not the number of services."""
+        counts = self._counts.get(tenant_id, {})
+        return {status.value: n for status, n in counts.items() if n}
+
+    def page_ids(self, tenant_id: str, *, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` of a tenant's service ids in order, after ``after``."""
+        ids = self._ids.get(tenant_id, [])
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        return ids[start : start + limit]
+
+    def tracked(self, tenant_id: str) -> int:
+        """How many of a tenant's services are tracked."""
+        return len(self._ids.get(tenant_id, ()))
+
+    def _move(self, key: ServiceKey, state: ServiceState, status: ServiceStatus) -> None:
+        # every status change goes through here, so the counts stay true
+        if status is not state.status:
+            self._count_status(key.tenant_id, state.status, -1)
+            self._count_status(key.tenant_id, status, 1)
+            state.status = status
+
+    def _count_status(self, tenant_id: str, status: ServiceStatus, delta: int) -> None:
+        counts = self._counts.setdefault(tenant_id, {})
+        counts[status] = counts.get(status, 0) + delta
 
     def observe(
         self,
@@ -232,7 +278,8 @@ class Monitor:
             state.owned_by is not None
         )
         if status is not state.status:
-            previous, state.status, state.since = state.status, status, sample.at
+            previous, state.since = state.status, sample.at
+            self._move(spec.key, state, status)
             self._on_signal(StatusChanged(spec, previous, status, sample, reason))
         if state.flaps.flapping and state.flaps.settled(sample.at, window=self.flapping.window):
             self._on_signal(FlapSettled(spec, sample))

@@ -8,7 +8,8 @@ reported, strongest first.
 
 * **Recurring** (same service and type). Incidents less than an hour apart
   are one *episode*. Time of day: for windows of one hour centred every 15
-  minutes, count the distinct days with an episode in the window; under
+  minutes (four 15-minute slots), count the days with an episode in the window
+  (episodes are an hour apart, so one a day at most); under
   "any time of day" each episode lands there with probability 1/24
   (binomial tail). Day of week: the busiest weekday against 1/7.
 * **Co-failing services**. Episodes of two services starting within
@@ -21,22 +22,21 @@ reported, strongest first.
   included.
 
 Times are UTC. The tail probabilities are exact sums over log-gamma terms:
-two lines each, so no scipy for them.
+two lines each, so no scipy for them. The tests run over counts
+(``RecurringCounts``, ``CoFailCounts``): ``count_*`` make them from points in
+memory, ``learning/pattern_counts.py`` has the database make them for
+``GET /api/insights``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import combinations
 from typing import Any
-
-from selfheal.storage.db import Database
-from selfheal.storage.repositories import learning as learning_repo
 
 ALPHA = 0.01
 EPISODE_GAP = timedelta(hours=1)
@@ -97,40 +97,105 @@ def episodes(times: Iterable[datetime], gap: timedelta = EPISODE_GAP) -> list[da
     return out
 
 
+@dataclass(slots=True)
+class RecurringCounts:
+    """What the recurrence tests need, counted per (service, type): the database
+    counts it (``storage/repositories/insights.py``) or ``count_recurring`` does.
+
+    A window is one hour centred on a 15-minute slot boundary ``centre`` (0-95):
+    slots ``centre - 2`` to ``centre + 1``. Episode starts are an hour apart or more,
+    so a window holds at most one per day: its episodes are its days.
+    """
+
+    groups: dict[tuple[str, str], tuple[int, int]]  # -> (episodes, distinct days)
+    windows: dict[tuple[str, str], list[tuple[int, int, float]]]  # (centre, days, offset sum)
+    weekdays: dict[tuple[str, str], list[tuple[int, int]]]  # (weekday, weeks), Monday 0
+
+
+def minute_of_day(t: datetime) -> float:
+    """Minutes since midnight UTC."""
+    return t.hour * 60 + t.minute + t.second / 60 + t.microsecond / 60e6
+
+
+def count_recurring(incidents: Sequence[IncidentPoint]) -> RecurringCounts:
+    """``RecurringCounts`` of points in memory (what the database's query computes)."""
+    by_group: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for i in incidents:
+        by_group[(i.service_id, i.type)].append(i.opened_at)
+    counts = RecurringCounts({}, {}, {})
+    for key, times in by_group.items():
+        if len(times) < MIN_RECURRING:
+            continue
+        starts = episodes(times)
+        counts.groups[key] = (len(starts), len({t.date() for t in starts}))
+        windows: dict[int, tuple[int, float]] = {}
+        for t in starts:
+            m = minute_of_day(t)
+            slot = int(m // 15)
+            for k in range(4):
+                centre = (slot + 2 - k) % 96
+                days, offsets = windows.get(centre, (0, 0.0))
+                windows[centre] = (days + 1, offsets + m - slot * 15 + (k - 2) * 15)
+        counts.windows[key] = [(c, d, o) for c, (d, o) in sorted(windows.items())]
+        weeks: dict[int, set[datetime]] = defaultdict(set)
+        for t in starts:
+            weeks[t.weekday()].add(datetime(t.year, t.month, t.day))
+        counts.weekdays[key] = [(day, len(dates)) for day, dates in sorted(weeks.items())]
+    return counts
+
+
 def recurring(incidents: Sequence[IncidentPoint]) -> list[Finding]:
     """Same service and type at the same time of day, or on the same weekday."""
-    groups: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for i in incidents:
-        groups[(i.service_id, i.type)].append(i.opened_at)
-    tested = {k: episodes(v) for k, v in groups.items() if len(v) >= MIN_RECURRING}
+    return score_recurring(count_recurring(incidents))
+
+
+def least_days(counts: RecurringCounts) -> tuple[int, int]:
+    """The fewest days in a window, and weeks on a weekday, that any group would need
+    to be reported: the database need not return windows or weekdays below them."""
+    tested = max(len(counts.groups), 1)
+    days = weeks = 10**9
+    for n, dates in counts.groups.values():
+        days = min(days, _least(n, 1 / 24, ALPHA / (96 * tested)))
+        weeks = min(weeks, _least(dates, 1 / 7, ALPHA / (7 * tested)))
+    return max(days, MIN_RECURRING), max(weeks, MIN_RECURRING)
+
+
+def _least(n: int, p: float, level: float) -> int:
+    for k in range(MIN_RECURRING, n + 1):
+        if _binom_sf(k, n, p) < level:
+            return k
+    return n + 1
+
+
+def score_recurring(counts: RecurringCounts) -> list[Finding]:
+    """Findings from counted windows and weekdays, Bonferroni-corrected over the groups."""
+    tested = len(counts.groups)
     found: list[Finding] = []
-    for (service_id, kind), starts in sorted(tested.items()):
-        found.extend(_time_of_day(service_id, kind, starts, len(tested)))
-        found.extend(_day_of_week(service_id, kind, starts, len(tested)))
+    for (service_id, kind), (n, dates) in sorted(counts.groups.items()):
+        key = (service_id, kind)
+        found.extend(_time_of_day(service_id, kind, n, counts.windows.get(key, []), tested))
+        found.extend(_day_of_week(service_id, kind, dates, counts.weekdays.get(key, []), tested))
     return found
 
 
-def _time_of_day(service: str, kind: str, starts: list[datetime], groups: int) -> list[Finding]:
-    minutes = [t.hour * 60 + t.minute + t.second / 60 for t in starts]
-    n = len(starts)
-    best: tuple[float, int, int] | None = None  # p, centre, days
-    for centre in range(0, 1440, 15):
-        inside = [d for d, m in zip(starts, minutes, strict=True) if _circular(m, centre) <= 30]
-        days = len({d.date() for d in inside})
+def _time_of_day(
+    service: str, kind: str, n: int, windows: list[tuple[int, int, float]], groups: int
+) -> list[Finding]:
+    best: tuple[float, int, int, float] | None = None  # p, centre, days, offset sum
+    for centre, days, offsets in windows:
         if days < MIN_RECURRING:
             continue
         p = _binom_sf(days, n, 1 / 24)
         if best is None or p < best[0]:
-            best = (p, centre, days)
+            best = (p, centre, days, offsets)
     if best is None:
         return []
     p_adj = min(1.0, best[0] * 96 * groups)
     if p_adj >= ALPHA:
         return []
-    # report the circular mean of the episodes in the window, to 5 minutes
-    angles = [2 * math.pi * m / 1440 for m in minutes if _circular(m, best[1]) <= 30]
-    mean = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
-    centre = round((mean % (2 * math.pi)) * 1440 / (2 * math.pi) / 5) * 5 % 1440
+    # report the mean time of the episodes in the window, to 5 minutes
+    mean = best[1] * 15 + best[3] / best[2]
+    centre = round(mean / 5) * 5 % 1440
     at = f"{centre // 60:02d}:{centre % 60:02d}"
     return [
         Finding(
@@ -142,50 +207,72 @@ def _time_of_day(service: str, kind: str, starts: list[datetime], groups: int) -
     ]
 
 
-def _day_of_week(service: str, kind: str, starts: list[datetime], groups: int) -> list[Finding]:
-    weeks: dict[int, set[tuple[int, int]]] = defaultdict(set)
-    for t in starts:
-        iso = t.isocalendar()
-        weeks[t.weekday()].add((iso.year, iso.week))
-    n = len({(t.isocalendar().year, t.isocalendar().week, t.weekday()) for t in starts})
-    if not weeks:
+def _day_of_week(
+    service: str, kind: str, dates: int, weekdays: list[tuple[int, int]], groups: int
+) -> list[Finding]:
+    if not weekdays:
         return []
-    day, hits = max(weeks.items(), key=lambda kv: len(kv[1]))
-    if len(hits) < MIN_RECURRING:
+    day, hits = max(weekdays, key=lambda dw: (dw[1], -dw[0]))
+    if hits < MIN_RECURRING:
         return []
-    p_adj = min(1.0, _binom_sf(len(hits), n, 1 / 7) * 7 * groups)
+    p_adj = min(1.0, _binom_sf(hits, dates, 1 / 7) * 7 * groups)
     if p_adj >= ALPHA:
         return []
     return [
         Finding(
             "recurring_day_of_week",
-            f"{service}: {kind} recurs on {_WEEKDAYS[day]} ({len(hits)} weeks)",
+            f"{service}: {kind} recurs on {_WEEKDAYS[day]} ({hits} weeks)",
             p_adj,
-            {"service_id": service, "type": kind, "weekday": _WEEKDAYS[day], "weeks": len(hits)},
+            {"service_id": service, "type": kind, "weekday": _WEEKDAYS[day], "weeks": hits},
         )
     ]
 
 
-def co_failing(incidents: Sequence[IncidentPoint]) -> list[Finding]:
-    """Pairs of services whose trouble starts together more often than chance says."""
+@dataclass(slots=True)
+class CoFailCounts:
+    """What the co-failure test needs: episodes per service (``CO_WINDOW * 2`` apart),
+    the span of the history in seconds, and the pairs (a < b) whose shared episodes
+    (a's episodes with one of b's within ``CO_WINDOW``) are at least ``MIN_CO``."""
+
+    episodes: dict[str, int]
+    span: float
+    pairs: list[tuple[str, str, int]]
+
+
+def count_co_failing(incidents: Sequence[IncidentPoint]) -> CoFailCounts:
+    """``CoFailCounts`` of points in memory (what the database's query computes)."""
     if not incidents:
-        return []
+        return CoFailCounts({}, 3600.0, [])
     per_service: dict[str, list[datetime]] = defaultdict(list)
     for i in incidents:
         per_service[i.service_id].append(i.opened_at)
     starts = {s: episodes(ts, CO_WINDOW * 2) for s, ts in per_service.items()}
     first = min(i.opened_at for i in incidents)
     last = max(i.opened_at for i in incidents)
-    span = max((last - first).total_seconds(), 3600.0)
-    window = CO_WINDOW.total_seconds()
     names = sorted(s for s, ts in starts.items() if len(ts) >= MIN_CO)
-    pairs = len(names) * (len(names) - 1) // 2
-    found = []
+    pairs = []
     for a, b in combinations(names, 2):
         shared = _shared(starts[a], starts[b], CO_WINDOW)
-        if shared < MIN_CO:
-            continue
-        expected = len(starts[a]) * len(starts[b]) * 2 * window / span
+        if shared >= MIN_CO:
+            pairs.append((a, b, shared))
+    span = max((last - first).total_seconds(), 3600.0)
+    return CoFailCounts({s: len(ts) for s, ts in starts.items()}, span, pairs)
+
+
+def co_failing(incidents: Sequence[IncidentPoint]) -> list[Finding]:
+    """Pairs of services whose trouble starts together more often than chance says."""
+    return score_co_failing(count_co_failing(incidents))
+
+
+def score_co_failing(counts: CoFailCounts) -> list[Finding]:
+    """Findings from counted pairs, Bonferroni-corrected over the pairs tested."""
+    window = CO_WINDOW.total_seconds()
+    names = sum(1 for n in counts.episodes.values() if n >= MIN_CO)
+    pairs = names * (names - 1) // 2
+    found = []
+    for a, b, shared in counts.pairs:
+        n_a, n_b = counts.episodes[a], counts.episodes[b]
+        expected = n_a * n_b * 2 * window / counts.span
         p_adj = min(1.0, _poisson_sf(shared, expected) * pairs)
         if p_adj >= ALPHA:
             continue
@@ -199,7 +286,7 @@ def co_failing(incidents: Sequence[IncidentPoint]) -> list[Finding]:
                     "services": [a, b],
                     "shared": shared,
                     "expected_by_chance": round(expected, 3),
-                    "episodes": {a: len(starts[a]), b: len(starts[b])},
+                    "episodes": {a: n_a, b: n_b},
                 },
             )
         )
@@ -283,36 +370,7 @@ def insights(
     return {k: sorted(v, key=lambda f: f.p_value) for k, v in found.items()}
 
 
-async def load_insights(
-    db: Database, *, tenant_id: str, days: int = 30, now: datetime | None = None
-) -> dict[str, list[Finding]]:
-    """Insights over a tenant's last ``days`` days of incidents and outcomes."""
-    since = (now or datetime.now(UTC)) - timedelta(days=days)
-    async with db.session() as session:
-        incident_rows = await learning_repo.incident_points(
-            session=session, tenant_id=tenant_id, since=since
-        )
-        outcome_rows = await learning_repo.outcome_points(
-            session=session, tenant_id=tenant_id, since=since
-        )
-    # pure computation over its own lists: a worker thread, so probes due
-    # meanwhile get the event loop back every switch interval
-    return await asyncio.to_thread(
-        insights,
-        [IncidentPoint(*row) for row in incident_rows],
-        [
-            OutcomePoint(s, t, a, outcome == "recovered", at)
-            for s, t, a, outcome, at in outcome_rows
-        ],
-    )
-
-
 # -- exact tails ------------------------------------------------------------------------
-
-
-def _circular(minute: float, centre: int) -> float:
-    d = abs(minute - centre) % 1440
-    return min(d, 1440 - d)
 
 
 def _log_comb(n: int, k: int) -> float:

@@ -162,12 +162,14 @@ class FleetManager:
 
     def _activate(self, row: Service) -> ServiceSpec:
         spec = self.to_spec(row)
-        state = self._monitor.track(spec.key, ServiceStatus(row.status or "unknown"))
+        stored = ServiceStatus(row.status or "unknown")
+        self._monitor.track(spec.key, stored)
         if not self._scheduler.owns(spec.key):
             # another replica probes it: its stored status is the freshest there is here
-            state.status = ServiceStatus(row.status or "unknown")
-            if row.status_changed_at is not None:
-                state.since = row.status_changed_at.timestamp()
+            changed = row.status_changed_at
+            self._monitor.set_status(
+                spec.key, stored, changed.timestamp() if changed is not None else None
+            )
         self._scheduler.schedule(spec)
         self._versions[spec.key] = row.updated_at
         return spec

@@ -145,6 +145,8 @@ class Incident(Base):
         Index("ix_incidents_tenant_id", "tenant_id", "id"),
         Index("ix_incidents_tenant_status", "tenant_id", "status", "id"),
         Index("ix_incidents_tenant_service", "tenant_id", "service_id", "id"),
+        # insights' episodes: each (service, type) in time order (migration 0010)
+        Index("ix_incidents_episodes", "tenant_id", "service_id", "type", "opened_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -229,6 +231,29 @@ class Action(Base):
     # the replica and lease (fencing token) it was started under; None on a single agent
     member_id: Mapped[str | None] = mapped_column(String(64))
     fence_token: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Summary(Base):
+    """Running totals behind ``GET /api/metrics``, kept by database triggers on
+    ``incidents`` and ``actions`` (migration 0012_api_summaries), so the summary reads
+    one row per service and per (type, status) and (action, outcome), never the history.
+
+    ``kind`` says what the keys are: ``service`` (key1 the service id; every
+    counter), ``type_status`` (key1 type, key2 status; ``incidents``) or
+    ``action_outcome`` (key1 action, key2 outcome or ``""``; ``actions``).
+    No foreign key: rows of a deleted tenant fall to zero with its incidents.
+    """
+
+    __tablename__ = "summaries"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key1: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key2: Mapped[str] = mapped_column(String(32), primary_key=True)
+    incidents: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolved: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolve_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    actions: Mapped[int] = mapped_column(BigInteger, default=0)
+    recovered: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class CatalogEntry(Base):

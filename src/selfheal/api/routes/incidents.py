@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
 
 from selfheal.api.deps import AgentDep, CursorDep, PrincipalDep, RowId, ServiceIdFilter
 from selfheal.api.errors import documented
@@ -31,7 +31,7 @@ async def list_incidents(
     service_id: ServiceIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: CursorDep = None,
-) -> IncidentsPublic:
+) -> Response:
     """Filter by status and service; page with ``cursor``."""
     page = await app.list_incidents(
         agent,
@@ -41,7 +41,9 @@ async def list_incidents(
         limit=limit,
         before=before,
     )
-    return IncidentsPublic(data=page.data, next_cursor=page.next_cursor)
+    # serialized once by the documented model, without validating it again
+    body = IncidentsPublic.model_construct(data=page.data, next_cursor=page.next_cursor)
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get(

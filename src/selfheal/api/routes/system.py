@@ -77,13 +77,8 @@ async def metrics(request: Request, agent: AgentDep) -> Response:
 @router.get("/status", response_model=StatusPublic, summary="What the agent is doing")
 async def status(agent: AgentDep, principal: PrincipalDep) -> StatusPublic:
     """Counts of services by status, open incidents, heal loops, probes."""
-    counts: dict[str, int] = {}
-    for spec in agent.fleet.specs():
-        if spec.tenant_id != principal.tenant_id:
-            continue
-        state = agent.monitor.state(spec.key)
-        name = state.status.value if state else "unknown"
-        counts[name] = counts.get(name, 0) + 1
+    # kept by the monitor as statuses change: no walk over the fleet per call
+    counts = agent.monitor.status_counts(principal.tenant_id)
     async with agent.db.session() as session:
         unresolved = await incidents_repo.count_unresolved(
             session=session, tenant_id=principal.tenant_id

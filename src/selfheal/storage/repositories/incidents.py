@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,7 +122,60 @@ async def list_incidents(
 
     ``status`` is one status, or ``"unresolved"`` for every status but resolved.
     """
-    stmt = select(Incident).where(Incident.tenant_id == tenant_id)
+    result = await session.execute(
+        _filtered(select(Incident), tenant_id, status, service_id, limit, before_id)
+    )
+    rows: Sequence[Incident] = result.scalars().all()
+    return rows
+
+
+# the columns of the public shape of an incident (api/schemas.py IncidentPublic)
+PUBLIC_COLUMNS = (
+    Incident.id,
+    Incident.service_id,
+    Incident.type,
+    Incident.severity,
+    Incident.status,
+    Incident.summary,
+    Incident.details,
+    Incident.opened_at,
+    Incident.updated_at,
+    Incident.resolved_at,
+    Incident.acknowledged_at,
+    Incident.acknowledged_by,
+    Incident.resolution,
+    Incident.group_id,
+    Incident.silenced_by,
+)
+
+
+async def list_incident_rows(
+    *,
+    session: AsyncSession,
+    tenant_id: str,
+    status: str | None = None,
+    service_id: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> Sequence[Row[Any]]:
+    """``list_incidents`` as plain rows of ``PUBLIC_COLUMNS``: no ORM objects to build
+    and track, for a page that is only serialized (what the list route costs most)."""
+    result = await session.execute(
+        _filtered(select(*PUBLIC_COLUMNS), tenant_id, status, service_id, limit, before_id)
+    )
+    rows: Sequence[Row[Any]] = result.all()
+    return rows
+
+
+def _filtered(
+    stmt: Select[Any],
+    tenant_id: str,
+    status: str | None,
+    service_id: str | None,
+    limit: int,
+    before_id: int | None,
+) -> Select[Any]:
+    stmt = stmt.where(Incident.tenant_id == tenant_id)
     if status == UNRESOLVED_FILTER:
         stmt = stmt.where(Incident.resolved_at.is_(None))
     elif status is not None:
@@ -131,8 +184,7 @@ async def list_incidents(
         stmt = stmt.where(Incident.service_id == service_id)
     if before_id is not None:
         stmt = stmt.where(Incident.id < before_id)
-    result = await session.execute(stmt.order_by(Incident.id.desc()).limit(limit))
-    return result.scalars().all()
+    return stmt.order_by(Incident.id.desc()).limit(limit)
 
 
 async def unresolved_incidents(*, session: AsyncSession) -> Sequence[Incident]:

@@ -97,7 +97,7 @@ async function start(key, { fromForm = false } = {}) {
   });
   let fleet;
   try {
-    fleet = await api.get("/api/fleet");
+    fleet = await getFleet(api);
   } catch (err) {
     if (unauthorized || err.status === 401) {
       sessionStorage.removeItem(KEY_STORAGE);
@@ -157,10 +157,26 @@ addEventListener("hashchange", () => {
   if (session) route(session.views);
 });
 
+/** Every page of /api/fleet as one snapshot ({status, body} like api.get). */
+async function getFleet(api) {
+  const first = await api.get("/api/fleet");
+  const body = first.body;
+  let next = body.next_cursor;
+  while (next) {
+    const page = (await api.get(`/api/fleet?cursor=${encodeURIComponent(next)}`)).body;
+    body.services.push(...page.services);
+    body.tags = [...new Set([...body.tags, ...page.tags])].sort();
+    body.by_status = page.by_status;
+    next = page.next_cursor;
+  }
+  body.count = body.services.length;
+  return first;
+}
+
 async function resync(api, views) {
   try {
     views.fleet.beginSync();
-    const fleet = await api.get("/api/fleet");
+    const fleet = await getFleet(api);
     views.fleet.load(fleet.body);
     await views.incidents.load();
     views.actions.stale = true;
