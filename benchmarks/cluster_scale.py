@@ -229,7 +229,7 @@ async def _seed(url: str, n: int, ports: list[int], interval: float) -> None:
                 # as after a first run: the first probe of a service whose stored status is
                 # "unknown" writes a status change, one transaction per service (a backlog of
                 # minutes at 30,000), which is start-up, not the steady state measured here
-                "status": "healthy",
+                "status": "up",
                 "status_changed_at": now,
             }
             for i in range(n)
