@@ -351,6 +351,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "DATA_DIR": str(work / "data"),
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT / "src"),
+        # activating 30,000 services and their first probes holds the event loop for
+        # seconds: a 2 s connect timeout then fails the start ("database unavailable")
+        "DB_CONNECT_TIMEOUT": str(args.db_timeout),
+        "DB_POOL_TIMEOUT": str(args.db_timeout),
+        "DB_STATEMENT_TIMEOUT": str(args.db_timeout),
     }
     replicas = [
         AgentProcess(
@@ -477,6 +482,9 @@ def cli() -> None:
             "SELFHEAL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
         ),
         help="a PostgreSQL server (any database on it) where bench_cluster_<pid> is created",
+    )
+    parser.add_argument(
+        "--db-timeout", type=float, default=10.0, help="DB_CONNECT/POOL/STATEMENT_TIMEOUT"
     )
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
