@@ -116,16 +116,30 @@ def _count(times: list[float], start: float, end: float) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat);
+    NaN once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return float("nan")
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _exited(replicas: list[AgentProcess]) -> dict[str, str]:
+    """Replicas that exited on their own, with the last line each logged."""
+    return {
+        str(i): r.log().strip().splitlines()[-1][:300]
+        for i, r in enumerate(replicas)
+        if r.proc is not None and r.proc.returncode is not None
+    }
 
 
 def _pid(replica: AgentProcess) -> int:
@@ -164,9 +178,12 @@ async def _loaded(session: aiohttp.ClientSession, replica: AgentProcess, service
 
 
 async def _delays(session: aiohttp.ClientSession, replica: AgentProcess) -> dict[float, float]:
-    """The replica's cumulative ``agent_probe_delay_seconds`` buckets."""
-    async with session.get(f"{replica.url}/metrics") as response:
-        text = await response.text()
+    """The replica's cumulative ``agent_probe_delay_seconds`` buckets (none if it is gone)."""
+    try:
+        async with session.get(f"{replica.url}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return {}
     buckets: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith("agent_probe_delay_seconds_bucket{"):
@@ -298,9 +315,8 @@ def _probe_figures(
     result["seconds"] = round(seconds, 1)
     result["probes"] = total
     result["probes_per_second"] = round(total / seconds, 1)
-    result["cpu_seconds_per_1000_probes"] = round(
-        1000 * sum(result["cpu_seconds"]) / max(total, 1), 4
-    )
+    cpu = sum(c for c in result["cpu_seconds"] if c == c)  # a replica that died: NaN
+    result["cpu_seconds_per_1000_probes"] = round(1000 * cpu / max(total, 1), 4)
     result["per_service_per_interval"] = {
         "mean": round(statistics.fmean(rates), 3),
         "p5": round(percentile(rates, 0.05), 3),
@@ -407,11 +423,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             three = Window(replicas, conn, name)
             report["three"] = await three.measure(session, args.duration)
 
+            report["exited_on_their_own"] = _exited(replicas)
             members = await _members(conn)
-            victim = replicas[1]
+            victim = next(r for r in replicas[1:] if r.proc and r.proc.returncode is None)
             killed_id = members.get(_pid(victim))
             live = sorted(members.values())
-            print(f"failover: SIGKILL replica 1 of members {live}", flush=True)
+            print(f"failover: SIGKILL {victim.url} of members {live}", flush=True)
             killed_at = time.monotonic()
             victim.kill()
             await asyncio.sleep(args.failover_wait)
@@ -423,7 +440,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if killed_id and owner(live, ServiceKey("default", f"svc-{i:05d}")) == killed_id
             ]
             report["failover"] = _failover(hits, owned, killed_at, end)
-            after = Window(replicas[::2], conn, name)
+            after = Window([], conn, name)
             after.start, after.end = end - 2 * interval, end
             survivors: dict[str, Any] = {"cpu_seconds": [0.0]}
             _probe_figures(survivors, hits, after, n, interval)
@@ -468,6 +485,8 @@ def render(r: dict[str, Any]) -> str:
     for label, key in (("1 replica", "one"), ("3 replicas", "three")):
         tables = r[key]["database"]["row_writes_per_s_by_table"]
         rows.append(f"{label} row writes/s by table: {tables}")
+    if r.get("exited_on_their_own"):
+        rows.append(f"replicas that exited on their own: {r['exited_on_their_own']}")
     f = r["failover"]
     rows += [
         "",
