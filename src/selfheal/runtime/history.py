@@ -38,19 +38,43 @@ class HistoryWriter:
         )
 
     async def flush(self, *, include_current: bool = False) -> None:
-        """Write status changes and finished minute rollups in one transaction."""
+        """Write status changes and finished minute rollups, in transactions of at most
+        ``CHUNK`` rollups, each service's rows in key order.
+
+        Key order: replicas whose services moved between them write some of the same
+        rows; taking the row locks in one order means they wait, never deadlock. Chunks:
+        a backlog left by an outage goes out in bounded transactions (one too big for the
+        statement timeout would fail again at every flush and keep growing).
+        """
         rows, self._status_rows = self._status_rows, []
         rollups = self._rollups.drain(now=time.time(), include_current=include_current)
         if not rows and not rollups:
             return
+        rollups.sort(key=_rollup_key)
+        latest = {(r["tenant_id"], r["service_id"]): r for r in rows}
+        statuses = [latest[key] for key in sorted(latest)]
+        written = 0
         try:
-            async with self._db.session() as session:
-                await samples_repo.add_status_changes(session=session, rows=rows)
-                await samples_repo.merge_rollups(session=session, rows=rollups)
-                latest = {(r["tenant_id"], r["service_id"]): r for r in rows}
-                await services_repo.set_statuses(session=session, rows=list(latest.values()))
+            while True:
+                chunk = rollups[written : written + CHUNK]
+                async with self._db.session() as session:
+                    if rows:
+                        await samples_repo.add_status_changes(session=session, rows=rows)
+                        await services_repo.set_statuses(session=session, rows=statuses)
+                    await samples_repo.merge_rollups(session=session, rows=chunk)
+                rows, statuses = [], []
+                written += len(chunk)
+                if written >= len(rollups):
+                    return
         except StorageError:
-            # keep them for the next flush: a database outage must not lose history
+            # keep what was not written for the next flush: an outage must not lose history
             self._status_rows[:0] = rows
-            self._rollups.requeue(rollups)
+            self._rollups.requeue(rollups[written:])
             raise
+
+
+CHUNK = 2_000  # rollups per transaction
+
+
+def _rollup_key(row: dict[str, Any]) -> tuple[str, str, Any]:
+    return (row["tenant_id"], row["service_id"], row["minute"])

@@ -216,9 +216,10 @@ def _drop_timed_out(context: ExceptionContext) -> None:
     context.is_disconnect = True
 
 
-# PostgreSQL's "the database did not answer in time": statement timeout or cancel
-# (57014), lock wait timeout (55P03); busy, not wrong, so retried like an outage
-_TRANSIENT_SQLSTATES = frozenset({"57014", "55P03"})
+# PostgreSQL's "try again": statement timeout or cancel (57014), lock wait timeout
+# (55P03), deadlock (40P01), serialization failure (40001); busy or unlucky, not
+# wrong, so the callers retry them as they retry an outage
+_TRANSIENT_SQLSTATES = frozenset({"57014", "55P03", "40P01", "40001"})
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -246,7 +247,7 @@ def _is_unavailable(exc: BaseException) -> bool:
 def _describe(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
-        return "it did not answer in time (DB_STATEMENT_TIMEOUT or a lock wait)"
+        return "it did not answer in time (DB_STATEMENT_TIMEOUT, a lock wait or a deadlock)"
     return type(orig if isinstance(orig, BaseException) else exc).__name__
 
 
