@@ -70,3 +70,20 @@ async def test_an_incident_opens_once_a_second_replica_agrees(make_settings: Any
                 service.heal()
     finally:
         await _drop_postgres_database(name)
+
+
+async def test_confirm_from_is_set_and_changed_through_the_api(
+    sqlite_url: str, make_settings: Any
+) -> None:
+    async with AgentServer(make_settings(sqlite_url)) as server, api_client(server.url) as client:
+        body = {"service_id": "q", "health_url": "http://127.0.0.1:9/health", "confirm_from": 2}
+        assert (await client.post("/api/services/register", json=body)).status_code == 201
+        assert (await client.get("/api/services/q")).json()["confirm_from"] == 2
+        key = ServiceKey(DEFAULT_TENANT, "q")
+        spec = server.agent.fleet.spec(key)
+        assert spec is not None
+        assert spec.confirm_from == 2
+        changed = await client.patch("/api/services/q", json={"confirm_from": 1})
+        assert changed.json()["confirm_from"] == 1
+        too_many = await client.patch("/api/services/q", json={"confirm_from": 6})
+        assert too_many.status_code == 422

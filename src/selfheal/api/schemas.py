@@ -76,6 +76,12 @@ class ServiceFields(Request):
         default=None, description="after a restart, probes do not count for this long"
     )
     recovery_probes: int | None = Field(default=None, ge=1, le=100)
+    confirm_from: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description="replicas that must see it failing before an incident opens (a cluster)",
+    )
 
     @field_validator("webhook_url")
     @classmethod
@@ -186,6 +192,7 @@ class ServicePublic(BaseModel):
     dry_run: bool | None
     grace: float | None
     recovery_probes: int
+    confirm_from: int = Field(description="replicas that must agree before an incident opens")
     process: ProcessPublic | None = None
     container: str | None = Field(default=None, description="Docker container acted on")
     source: str

@@ -71,6 +71,7 @@ def service_public(agent: Agent, row: Service, *, recent: bool = False) -> Servi
         dry_run=spec.dry_run,
         grace=spec.grace,
         recovery_probes=spec.recovery_probes,
+        confirm_from=spec.confirm_from,
         process=_process(agent.workloads.process(key)),
         container=spec.container,
         source=row.source,
