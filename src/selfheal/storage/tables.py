@@ -145,7 +145,7 @@ class Incident(Base):
         Index("ix_incidents_tenant_id", "tenant_id", "id"),
         Index("ix_incidents_tenant_status", "tenant_id", "status", "id"),
         Index("ix_incidents_tenant_service", "tenant_id", "service_id", "id"),
-        # insights' episodes: each (service, type) in time order (migration 0010)
+        # insights' episodes: each (service, type) in time order (migration 0012)
         Index("ix_incidents_episodes", "tenant_id", "service_id", "type", "opened_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
